@@ -1,0 +1,1 @@
+"""Self-supervised test-time adaptation of VSR networks and its distillation variant."""

@@ -1,0 +1,1 @@
+"""CNN baselines (bicubic, BasicVSR, BasicVSR++, RealBasicVSR, EDVR) and official checkpoint loading."""

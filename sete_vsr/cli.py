@@ -1,0 +1,56 @@
+"""The ``sete-vsr`` command line.
+
+Each subcommand lives in ``sete_vsr/commands/<name>.py`` with two functions:
+``add_arguments(parser)`` (cheap: no torch import) and ``run(args) -> int``.
+Errors the user can fix are :class:`~sete_vsr.errors.SeteVSRError`: they are
+printed as one line and the process exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "methods": ("sete_vsr.commands.methods", "list the super-resolution methods known by name"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sete-vsr",
+        description="Real-world video super-resolution (x4): SeTe-VSR, CNN baselines, metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module_name).add_arguments(sub)
+        sub.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import SeteVSRError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    try:
+        return importlib.import_module(args._module).run(args) or 0
+    except SeteVSRError as err:
+        print(f"sete-vsr {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sete-vsr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

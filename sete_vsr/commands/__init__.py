@@ -1,0 +1,1 @@
+"""One module per ``sete-vsr`` subcommand (see :mod:`sete_vsr.cli`)."""

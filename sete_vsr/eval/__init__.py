@@ -1,0 +1,1 @@
+"""Metrics (full-reference, no-reference, temporal), benchmark datasets, runner and reports."""

@@ -1,0 +1,8 @@
+"""SeTe U-Net, its attention blocks, the SAM2 semantic encoder and the temporal VAE."""
+
+from .._lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

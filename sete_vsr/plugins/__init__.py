@@ -1,0 +1,1 @@
+"""Plug-in blocks for the CNN baselines: SEEM and the Semantic Lens blocks."""

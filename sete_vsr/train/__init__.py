@@ -1,0 +1,1 @@
+"""Training entry point for ``accelerate launch -m sete_vsr.train CONFIG``."""
