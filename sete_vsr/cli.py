@@ -15,6 +15,7 @@ import sys
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "methods": ("sete_vsr.commands.methods", "list the super-resolution methods known by name"),
+    "eval": ("sete_vsr.commands.eval", "evaluate methods on a benchmark: metrics, tables, plots"),
 }
 
 

@@ -1,0 +1,113 @@
+"""``sete-vsr eval``: evaluate methods on a benchmark dataset and write tables, CSV/JSON and plots.
+
+Example::
+
+    sete-vsr eval --methods bicubic --dataset vid4 --root ../shared/data/frames/vid4_GT \\
+        --degradation BI --metrics psnr_y,ssim_y,niqe,brisque,ewarp,tof --out runs/vid4
+
+Multi-process: ``accelerate launch -m sete_vsr eval ...`` splits the clips
+across processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_METRICS = {
+    "vid4": "psnr_y,ssim_y,lpips,niqe,brisque,ewarp,tof,tlp",
+    "udm10": "psnr_y,ssim_y,lpips,niqe,brisque,ewarp,tof,tlp",
+    "reds4": "psnr,ssim,lpips,dists,brisque,clipiqa,dover,ewarp",
+    "spmcs": "psnr,ssim,lpips,dists,brisque,clipiqa,dover,ewarp",
+    "folder": "psnr,ssim,lpips,niqe,brisque,ewarp",
+    "videolq": "brisque,niqe,musiq,clipiqa,dover,ewarp",
+    "folder-lr": "brisque,niqe,musiq,clipiqa,dover,ewarp",
+}
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--methods", required=True, help="comma-separated method names (see `sete-vsr methods`)")
+    parser.add_argument("--dataset", required=True, help="vid4, reds4, spmcs, udm10, videolq, folder or folder-lr")
+    parser.add_argument("--root", required=True, help="dataset folder (clip folders of frames, or videos for folder*)")
+    parser.add_argument("--out", required=True, help="output folder for reports, plots and cached frames")
+    parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's usual set)")
+    parser.add_argument("--degradation", default=None, help="BI, BD or realbasicvsr (default: the dataset's)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of random degradations (default 0)")
+    parser.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each clip")
+    parser.add_argument("--clips", default=None, help="comma-separated subset of clips")
+    parser.add_argument("--crop-border", type=int, default=0, help="border crop for PSNR/SSIM/NIQE (default 0)")
+    parser.add_argument("--device", default="cpu", help="torch device for methods and deep metrics (default cpu)")
+    parser.add_argument("--weights-dir", action="append", default=[], help="folder with metric weights (repeatable)")
+    parser.add_argument("--method-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="option passed to every method factory, e.g. checkpoint=PATH (repeatable)")
+    parser.add_argument("--lr-cache", default=None, help="where made LR frames are cached (default OUT/lr)")
+    parser.add_argument("--profile-row", type=float, default=0.5, help="temporal-profile row as a fraction of height")
+    parser.add_argument("--no-reuse", action="store_true", help="recompute method outputs even if cached")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _method_options(items: list[str], device: str) -> dict:
+    from ..errors import SeteVSRError
+
+    options = {"device": device}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SeteVSRError(f"--method-option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import SeteVSRError
+    from ..eval.datasets import resolve_dataset
+    from ..eval.metrics import available_metrics
+    from ..eval.report import write_reports
+    from ..eval.runner import EvalSettings, evaluate
+    from ..eval.weights import set_weight_dirs
+    from ..methods import available_methods
+
+    methods = _csv(args.methods)
+    unknown = [m for m in methods if m not in available_methods()]
+    if unknown:
+        raise SeteVSRError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(available_methods())}")
+    dataset = resolve_dataset(
+        args.dataset, args.root, args.degradation, args.seed, args.max_frames, _csv(args.clips) if args.clips else None
+    )
+    metrics = _csv(args.metrics or DEFAULT_METRICS[dataset.name])
+    bad = [m for m in metrics if m not in available_metrics()]
+    if bad:
+        raise SeteVSRError(f"unknown metric(s) {', '.join(bad)}; available: {', '.join(available_metrics())}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise SeteVSRError("--max-frames must be at least 1")
+    set_weight_dirs(args.weights_dir)
+    out = Path(args.out)
+    settings = EvalSettings(
+        out=out,
+        device=args.device,
+        crop_border=args.crop_border,
+        reuse=not args.no_reuse,
+        method_options=_method_options(args.method_option, args.device),
+        lr_cache=Path(args.lr_cache) if args.lr_cache else None,
+        profile_row=args.profile_row,
+        progress=not args.no_progress,
+    )
+    results = evaluate(dataset, methods, metrics, settings)
+    if results is None:  # not the main process
+        return 0
+    paths = write_reports(results, out)
+    if not args.no_plots:
+        from ..eval.plots import write_plots
+
+        write_plots(results, out / "plots")
+    print(paths["table"].read_text())
+    for metric, reason in results["skipped"].items():
+        print(f"{metric}: {reason}")
+    print(f"results in {out}")
+    return 0
