@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SeTeUNetModel": ".models",
     "SemanticEncoder": ".models",
+    "TemporalAutoencoderKL": ".models",
     "SeTeVSRPipeline": ".pipelines",
     "VSRMethod": ".methods",
     "load_method": ".methods",
@@ -18,5 +19,10 @@ _EXPORTS = {
     "SeteVSRError": ".errors",
 }
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+# A saved pipeline's model_index.json names its components ["sete_vsr", "<ClassName>"]. diffusers picks the loading
+# method of such a component by finding one of its own base classes in that same module, so ModelMixin is reachable
+# here too (not part of the public API).
+_DIFFUSERS_LOOKUP = {"ModelMixin": "diffusers"}
+
+__getattr__, __dir__ = lazy_exports(__name__, {**_EXPORTS, **_DIFFUSERS_LOOKUP})
 __all__ = sorted(_EXPORTS)

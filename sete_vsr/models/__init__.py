@@ -2,7 +2,18 @@
 
 from .._lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {}
+_EXPORTS: dict[str, str] = {
+    "SeTeUNetModel": ".unet",
+    "SeTeUNetOutput": ".unet",
+    "SemanticEncoder": ".semantic_encoder",
+    "SemanticTransformerBlock": ".attention",
+    "TemporalTransformer": ".attention",
+    "TemporalSpatialAwarenessModule": ".attention",
+    "SeTeTransformer2DModel": ".attention",
+    "LatentConcatConditioning": ".conditioning",
+    "SemanticTokenizer": ".conditioning",
+    "TemporalAutoencoderKL": ".temporal_vae",
+}
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,737 @@
+"""The SeTe-VSR diffusion pipeline: x4 real-world video super-resolution with semantic and temporal guidance.
+
+One call runs, for a video of `T` LR frames of `H x W` (padded to `Hp x Wp`, see :meth:`SeTeVSRPipeline.pad_multiple`):
+
+1. a conditioning pass over the input, window by window: the LR frames are upsampled x4 (bicubic) and VAE-encoded to
+   LR latents `(T, 4, h, w)` with `h = 4 Hp / vae_scale_factor`, and SAM2 embeds them; the embeddings are pooled at
+   once to the U-Net's semantic token grid (`(T, 256, g, g)`, exact: see
+   :meth:`~sete_vsr.models.conditioning.SemanticTokenizer.pool`). Only one window of frames is ever in memory;
+2. the initial noise `(T, 4, h, w)` is drawn once for the whole video;
+3. every denoising step predicts the noise window by window (``window_length`` frames overlapping by
+   ``window_overlap``) and, for large frames, tile by tile (``tile_size`` latent pixels overlapping by
+   ``tile_overlap``); the predictions are blended with :mod:`sete_vsr.pipelines.blending` and the scheduler takes one
+   step for the whole video, so no seam can form between windows or tiles;
+4. the temporal VAE decodes in overlapping chunks of frames (and tiles), and decoded frames are streamed out as soon as
+   they are final: optionally colour-corrected against the upsampled LR frames (read again from the source), then
+   written to ``write_to`` or collected by ``output_type``.
+
+What grows with the video length is latent-sized: the noisy latents, the LR latents, the pooled semantic embeddings and
+the blended noise prediction (about 4 tensors of `T x 4 x h x w`, plus `T x 256 x g x g`). Decoded frames are never
+all held when they go to a writer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput, replace_example_docstring
+from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .. import __version__
+from ..data.video_io import VideoReader, open_writer
+from ..errors import SeteVSRError
+from ..models.semantic_encoder import SemanticEncoder
+from ..models.temporal_vae import TemporalAutoencoderKL
+from ..models.unet import SeTeUNetModel
+from .blending import BlendAccumulator, plan_regions
+from .color import COLOR_FIXES, color_correct
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+SCALE = 4
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from sete_vsr import SeTeVSRPipeline
+
+        >>> pipe = SeTeVSRPipeline.from_pretrained("path/to/sete-vsr", torch_dtype=torch.float16).to("cuda")
+        >>> generator = torch.Generator("cuda").manual_seed(0)
+        >>> # Stream a long video straight to a file: decoded frames are never all held.
+        >>> pipe("input.mp4", num_inference_steps=50, generator=generator, write_to="output.mp4")
+        >>> # Or get the frames of a short clip.
+        >>> frames = pipe("input.mp4", max_frames=16, output_type="pil").frames
+        ```
+"""
+
+
+@dataclass
+class SeTeVSRPipelineOutput(BaseOutput):
+    """Output of :class:`SeTeVSRPipeline`.
+
+    Args:
+        frames: the super-resolved frames of the one input video, by ``output_type``: a list of `T` PIL images,
+            a float32 array `(T, 4H, 4W, 3)` or tensor `(T, 3, 4H, 4W)` in [0, 1], or the denoised latents
+            `(T, 4, h, w)` (padded size, scaled by the VAE's ``scaling_factor``) for ``"latent"``; ``None`` when the
+            frames were written to ``write_to``.
+        fps: frames per second of the input (``None`` for frame folders and in-memory frames).
+        path: where the frames were written, when ``write_to`` was a path.
+    """
+
+    frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor | None
+    fps: Fraction | None = None
+    path: Path | None = None
+
+
+def bicubic_upsample(frames: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
+    """Upsample LR frames with PyTorch's bicubic kernel: the LR-conditioning input of SeTe-VSR.
+
+    This is ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False)`` (cubic coefficient -0.75, no
+    antialiasing, which upsampling does not need), chosen for speed on any device; it is not MATLAB's ``imresize``
+    (coefficient -0.5, :func:`sete_vsr.data.imresize.imresize`), which the "Bicubic" baseline column uses. Training
+    must condition on the same upsampling: use this function there too.
+
+    Args:
+        frames: `(N, C, H, W)` float frames with values in [lo, hi] (e.g. [0, 1] or [-1, 1]).
+        scale: upsampling factor.
+
+    Returns:
+        `(N, C, scale*H, scale*W)` float frames clamped to the input's value range.
+    """
+    low, high = frames.aminmax()
+    return F.interpolate(frames, scale_factor=scale, mode="bicubic", align_corners=False).clamp_(low, high)
+
+
+def encode_prompt(
+    text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, prompt: str, device: torch.device | str
+) -> torch.Tensor:
+    """Stable Diffusion 2.x text embedding of one prompt (the last hidden state, padded to the tokenizer's length).
+
+    Returns:
+        `(1, tokenizer.model_max_length, hidden_size)` in the text encoder's dtype.
+    """
+    ids = tokenizer(
+        [prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+    return text_encoder(ids.to(device))[0]
+
+
+def _pad_frames(frames: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad `(N, C, H, W)` at the bottom and right to multiples of ``multiple`` (mirrored, or replicated when the frame
+    is smaller than the padding)."""
+    height, width = frames.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == pad_w == 0:
+        return frames
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(frames, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def _batched(iterator: Iterator, size: int) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    iterator = iter(iterator)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _to_tensor(frames: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """`n` frames `(H, W, 3)` (float in [0, 1] or uint8) -> `(n, 3, H, W)` float32 in [0, 1] on ``device``."""
+    batch = torch.from_numpy(np.stack(frames)).to(device).permute(0, 3, 1, 2)
+    return batch.float() / 255 if batch.dtype == torch.uint8 else batch.float().contiguous()
+
+
+class SeTeVSRPipeline(DiffusionPipeline):
+    r"""Diffusion pipeline for x4 real-world video super-resolution (SeTe-VSR).
+
+    Components:
+        vae ([`TemporalAutoencoderKL`]): Stable Diffusion 2.1's VAE with temporal layers in its decoder.
+        unet ([`SeTeUNetModel`]): the SD 2.1 U-Net with LR conditioning, SeAM and (stage 2) temporal modules.
+        scheduler ([`SchedulerMixin`]): DDPM with 50 steps in the paper; any diffusers scheduler can be swapped in
+            (e.g. ``DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)`` for fewer steps).
+        semantic_encoder ([`SemanticEncoder`]): the frozen SAM2 image encoder.
+        text_encoder ([`~transformers.CLIPTextModel`], *optional*): SD 2.1's text encoder, for an optional prompt.
+        tokenizer ([`~transformers.CLIPTokenizer`], *optional*): its tokenizer.
+        assembled_from (`dict`, *optional*): how the pipeline was built (sources, preset), for the model card.
+
+    Without a prompt the U-Net uses its stored empty-prompt embedding, so the text encoder is not needed at inference.
+    Load with ``SeTeVSRPipeline.from_pretrained(...)``: ``model_index.json`` names the package's classes as
+    ``["sete_vsr", "<ClassName>"]``, importable with no remote code.
+    """
+
+    model_cpu_offload_seq = "text_encoder->semantic_encoder->vae->unet"
+    _optional_components = ["text_encoder", "tokenizer"]
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        vae: TemporalAutoencoderKL,
+        unet: SeTeUNetModel,
+        scheduler: SchedulerMixin,
+        semantic_encoder: SemanticEncoder,
+        text_encoder: CLIPTextModel | None = None,
+        tokenizer: CLIPTokenizer | None = None,
+        assembled_from: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            unet=unet,
+            scheduler=scheduler,
+            semantic_encoder=semantic_encoder,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+        )
+        self.register_to_config(assembled_from=assembled_from)
+
+    # ------------------------------------------------------------------------------------------ construction
+
+    def register_to_config(self, **kwargs):
+        """Record components as ``["sete_vsr", "<ClassName>"]`` rather than their module path.
+
+        diffusers writes a component defined outside its known libraries under its full module path
+        (``sete_vsr.models.unet``); the top-level name is the package's public, stable address, and diffusers finds the
+        loading method there (``sete_vsr`` re-exports ``ModelMixin`` for that lookup).
+        """
+        super().register_to_config(**{name: _public_library(value) for name, value in kwargs.items()})
+
+    @classmethod
+    def from_sd21(cls, *args, **kwargs) -> "SeTeVSRPipeline":
+        """Assemble an untrained pipeline from SD 2.1 and SAM2 (see :func:`sete_vsr.pipelines.assemble.from_sd21`)."""
+        from .assemble import from_sd21
+
+        return from_sd21(*args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "SeTeVSRPipeline":
+        """Load a saved pipeline (safetensors only); a local folder with a missing component is a clear error.
+
+        Args:
+            pretrained_model_name_or_path: Hub id or folder written by :meth:`save_pretrained`.
+            **kwargs: as ``DiffusionPipeline.from_pretrained`` (``torch_dtype``, ``variant``, components to replace...).
+        """
+        path = Path(pretrained_model_name_or_path).expanduser()
+        if path.is_dir():
+            _check_model_folder(path, passed=set(kwargs))
+        elif path.exists():
+            raise SeteVSRError(f"{path} is a file, not a model folder")
+        elif path.is_absolute() or str(pretrained_model_name_or_path).startswith((".", "~")):
+            raise SeteVSRError(f"model folder not found: {path}")
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
+        """Save every component as safetensors, ``model_index.json`` and a model card (``README.md``).
+
+        Args:
+            save_directory: target folder.
+            safe_serialization: must stay ``True``: SeTe-VSR pipelines are stored as safetensors only.
+            **kwargs: as ``DiffusionPipeline.save_pretrained`` (``variant``, ``max_shard_size``, ``push_to_hub``...).
+        """
+        if not safe_serialization:
+            raise SeteVSRError("SeTe-VSR pipelines are saved as safetensors only (safe_serialization=True)")
+        super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
+        self._write_model_card(save_directory)
+
+    def _upload_folder(self, working_dir, repo_id, **kwargs):
+        # save_pretrained(push_to_hub=True) and push_to_hub() both write diffusers' empty card just before uploading.
+        self._write_model_card(working_dir)
+        return super()._upload_folder(working_dir, repo_id, **kwargs)
+
+    def _write_model_card(self, folder: str | os.PathLike) -> None:
+        (Path(folder) / "README.md").write_text(self.model_card(), encoding="utf-8")
+
+    def model_card(self) -> str:
+        """The model card (``README.md``): what the model is, its components, how it was built, how to run it."""
+        built = dict(self.config.get("assembled_from") or {})
+        tags = ["video-super-resolution", "diffusers", "sete-vsr"]
+        header = ["---", "library_name: diffusers", "pipeline_tag: image-to-video", f"tags: [{', '.join(tags)}]"]
+        if built.get("base"):
+            header.append(f"base_model: {built['base']}")
+        header.append("---")
+        rows = []
+        for name in ("unet", "vae", "semantic_encoder", "text_encoder", "tokenizer", "scheduler"):
+            component = getattr(self, name, None)
+            if component is None:
+                continue
+            size = "-"
+            if hasattr(component, "parameters"):
+                size = f"{sum(p.numel() for p in component.parameters()) / 1e6:.1f} M"
+            rows.append(f"| `{name}` | `{type(component).__name__}` | {size} |")
+        if built.get("preset"):
+            origin = (
+                f"Built with the `{built['preset']}` preset with **random weights**: it produces noise, not "
+                "super-resolution. It exists to test the code and your setup."
+            )
+        elif built.get("base"):
+            origin = (
+                f"Assembled with `SeTeVSRPipeline.from_sd21` (sete-vsr {built.get('sete_vsr_version', '?')}) from "
+                f"Stable Diffusion 2.1 [`{built['base']}`](https://huggingface.co/{built['base']}) (U-Net, VAE; the "
+                f"text encoder computed the stored empty-prompt embedding) and SAM2 "
+                f"[`{built.get('semantic')}`](https://huggingface.co/{built.get('semantic')}) (image encoder). Every "
+                "new layer (LR conditioning, SeAM"
+                + (", temporal transformer and TSAM" if built.get("temporal") else "")
+                + ", temporal VAE layers) starts at zero, so until trained the model is Stable Diffusion 2.1 "
+                "ignoring its LR input."
+            )
+        else:
+            origin = "Provenance not recorded."
+        training = built.get("training", "untrained (as assembled)")
+        lines = [
+            *header,
+            "",
+            "# SeTe-VSR",
+            "",
+            "A latent diffusion pipeline for x4 real-world video super-resolution after *SeTe-VSR: Semantic and "
+            "Temporal Guided Video Super-Resolution*: Stable Diffusion 2.1's U-Net conditioned on the LR latents, "
+            "with semantic cross-attention (SeAM) over SAM2 image embeddings and temporal-spatial modules (temporal "
+            "transformer, TSAM), a VAE with a temporal decoder, and long videos processed in blended temporal windows "
+            "and spatial tiles.",
+            "",
+            "| component | class | parameters |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "## How it was built",
+            "",
+            origin,
+            "",
+            f"Training: {training}.",
+            "",
+            "## Usage",
+            "",
+            "```python",
+            "import sete_vsr",
+            "pipe = sete_vsr.SeTeVSRPipeline.from_pretrained(MODEL)",
+            'pipe("input.mp4", write_to="output.mp4")',
+            "```",
+            "",
+            "```bash",
+            "sete-vsr upscale input.mp4 -o output.mp4 --model MODEL",
+            "```",
+            "",
+            f"Created by sete-vsr {__version__}. Construction record: `{json.dumps(built, sort_keys=True)}`.",
+            "",
+        ]
+        return "\n".join(lines)
+
+    # -------------------------------------------------------------------------------------------- properties
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Output pixels per latent pixel along each side (8 for Stable Diffusion)."""
+        return self.vae.vae_scale_factor
+
+    @property
+    def pad_multiple(self) -> int:
+        """LR frame sizes are padded to multiples of this: the x4 frame must be a multiple of the VAE's factor times
+        the U-Net's ``2**num_upsamplers``."""
+        return max(1, self.vae_scale_factor * 2**self.unet.num_upsamplers // SCALE)
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
+
+    # -------------------------------------------------------------------------------------------- the call
+
+    def check_inputs(
+        self,
+        prompt: str | None,
+        prompt_embeds: torch.Tensor | None,
+        num_inference_steps: int,
+        window_length: int,
+        window_overlap: int,
+        tiles: tuple[int | None, int],
+        decode_chunks: tuple[int, int],
+        decode_tiles: tuple[int | None, int],
+        output_type: str,
+        color_fix: str | None,
+        callback_on_step_end_tensor_inputs: list[str],
+    ) -> None:
+        """Raise a one-line :class:`SeteVSRError` for invalid arguments (sizes and overlaps as `(size, overlap)`)."""
+        if output_type not in OUTPUT_TYPES:
+            raise SeteVSRError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if color_fix is not None and color_fix not in COLOR_FIXES:
+            raise SeteVSRError(f"color_fix must be None or one of {COLOR_FIXES}, got {color_fix!r}")
+        if num_inference_steps < 1:
+            raise SeteVSRError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        if window_length < 1 or not 0 <= window_overlap < window_length:
+            raise SeteVSRError(
+                f"window_overlap must be in [0, window_length), got window_length={window_length}, "
+                f"window_overlap={window_overlap}"
+            )
+        for name, (size, overlap) in {"tile": tiles, "decode_chunk": decode_chunks, "decode_tile": decode_tiles}.items():
+            if size is not None and (size < 1 or not 0 <= overlap < size):
+                raise SeteVSRError(
+                    f"{name}_overlap must be in [0, {name}_size), got {name}_size={size}, {name}_overlap={overlap}"
+                )
+        if prompt is not None and prompt_embeds is not None:
+            raise SeteVSRError("pass either prompt or prompt_embeds, not both")
+        if prompt is not None and (self.text_encoder is None or self.tokenizer is None):
+            raise SeteVSRError("this pipeline has no text encoder and tokenizer: pass prompt_embeds instead of prompt")
+        unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise SeteVSRError(f"callback_on_step_end_tensor_inputs {unknown} not in {self._callback_tensor_inputs}")
+
+    def _progress(self, desc: str, total: int | None, unit: str) -> tqdm:
+        config = {"disable": False, **getattr(self, "_progress_bar_config", {}), "desc": desc, "unit": unit}
+        return tqdm(total=total, **config)
+
+    def encode_conditioning(
+        self, reader: VideoReader, window_length: int, vae_batch_size: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conditioning pass: LR latents and pooled SAM2 embeddings of every frame, one window at a time.
+
+        Args:
+            reader: the LR frames (read as float32 in [0, 1]).
+            window_length: frames read and encoded together.
+            vae_batch_size: frames per VAE-encoder pass.
+            device: execution device.
+
+        Returns:
+            ``(lr_latents, semantic)``: `(T, 4, h, w)` LR latents (times the VAE's ``scaling_factor``) and
+            `(T, 256, g, g)` SAM2 embeddings pooled to the U-Net's token grid, both in the U-Net's dtype.
+        """
+        dtype = self.unet.dtype
+        lr_latents, semantic = [], []
+        with self._progress("encode", reader.info.num_frames, "frame") as bar:
+            for chunk in _batched(reader, window_length):
+                frames = _pad_frames(_to_tensor(chunk, device), self.pad_multiple)  # (n, 3, Hp, Wp) in [0, 1]
+                embeds = self.semantic_encoder(frames)
+                semantic.append(self.unet.semantic_tokenizer.pool(embeds.float()).to(device, dtype))
+                for part in frames.split(vae_batch_size):
+                    upsampled = bicubic_upsample(part * 2 - 1).to(device, self.vae.dtype)
+                    latents = self.vae.encode(upsampled).latent_dist.mode() * self.vae.config.scaling_factor
+                    lr_latents.append(latents.to(device, dtype))
+                bar.update(len(chunk))
+        if not lr_latents:
+            raise SeteVSRError(f"no frames in {reader.info.source or 'the input'}")
+        return torch.cat(lr_latents), torch.cat(semantic)
+
+    def prepare_latents(
+        self,
+        shape: tuple[int, int, int, int],
+        generator: torch.Generator | None,
+        device: torch.device,
+        latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Initial noise `(T, C, h, w)` in float32, drawn once for the whole video (or ``latents``, checked)."""
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        elif tuple(latents.shape) != shape:
+            raise SeteVSRError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        return latents.to(device, torch.float32) * self.scheduler.init_noise_sigma
+
+    def predict_noise(
+        self,
+        latent_model_input: torch.Tensor,
+        t: torch.Tensor,
+        lr_latents: torch.Tensor,
+        semantic: torch.Tensor,
+        prompt_embeds: torch.Tensor | None,
+        regions: list,
+    ) -> torch.Tensor:
+        """The U-Net's prediction for the whole video, blended over temporal windows and spatial tiles.
+
+        Args:
+            latent_model_input: `(T, C, h, w)` scaled noisy latents.
+            t: current timestep.
+            lr_latents: `(T, 4, h, w)` LR latents.
+            semantic: `(T, 256, g, g)` pooled SAM2 embeddings of the whole frames (every tile of a frame attends to
+                the same semantic tokens).
+            prompt_embeds: `(1, L, D)` or ``None`` for the stored empty prompt.
+            regions: the :class:`~sete_vsr.pipelines.blending.Region` windows x tiles.
+
+        Returns:
+            `(T, C_out, h, w)` float32 blended prediction.
+        """
+        num_frames, _, height, width = latent_model_input.shape
+        video = latent_model_input[None]
+        lr_video = lr_latents[None]
+        accumulator = BlendAccumulator(
+            1, self.unet.config.out_channels, height, width, torch.float32, latent_model_input.device, num_frames
+        )
+        for region in regions:
+            sample = region.crop(video)[0]
+            start, end = region.frames
+            prediction = self.unet(
+                sample.to(self.unet.dtype),
+                t,
+                lr_latents=region.crop(lr_video)[0],
+                semantic_embeds=semantic[start:end],
+                num_frames=end - start,
+                encoder_hidden_states=prompt_embeds,
+            ).sample
+            accumulator.add(region, prediction[None])
+        return accumulator.pop()[0]
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        video: Any,
+        prompt: str | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        num_inference_steps: int = 50,
+        window_length: int | None = None,
+        window_overlap: int | None = None,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+        max_frames: int | None = None,
+        decode_chunk_size: int | None = None,
+        decode_chunk_overlap: int | None = None,
+        decode_tile_size: int | None = None,
+        decode_tile_overlap: int | None = None,
+        color_fix: str | None = None,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        write_to: str | os.PathLike | Any | None = None,
+        return_dict: bool = True,
+        callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> SeTeVSRPipelineOutput | tuple:
+        r"""Super-resolve a video x4.
+
+        Args:
+            video: a video file (any container PyAV reads), a folder of frames, a list of PIL images or arrays, an array
+                `(T, H, W, 3)` or tensor `(T, 3, H, W)` (uint8/uint16, or float in [0, 1]), or a
+                :class:`~sete_vsr.data.video_io.VideoReader`. Any size (padded, then cropped back); grayscale and RGBA
+                frames are converted, 16-bit frames keep their precision.
+            prompt: optional text prompt (needs ``text_encoder`` and ``tokenizer``); default: the U-Net's stored
+                empty-prompt embedding. No classifier-free guidance is applied (as in the paper).
+            prompt_embeds: `(1, L, cross_attention_dim)` text embeddings instead of ``prompt``.
+            num_inference_steps: denoising steps (50 with DDPM in the paper).
+            window_length: frames denoised together; default the U-Net's ``config.num_frames``.
+            window_overlap: frames shared by consecutive windows; default ``window_length // 4``.
+            tile_size: latent tile side (output pixels / ``vae_scale_factor``); default the U-Net's ``sample_size``
+                (its training size); ``0`` denoises whole frames.
+            tile_overlap: latent pixels shared by neighbouring tiles; default ``tile_size // 4``.
+            max_frames: process only the first frames of the input.
+            decode_chunk_size: frames decoded together by the temporal VAE (also the VAE encoder's batch); default
+                ``window_length``. Lower it to save memory.
+            decode_chunk_overlap: frames shared by consecutive decoding chunks; default ``decode_chunk_size // 4``.
+            decode_tile_size: latent tile side of the VAE decoder; default whole frames, or ``vae.tile_latent_min_size``
+                after ``pipe.vae.enable_tiling()``.
+            decode_tile_overlap: latent pixels shared by decoder tiles; default ``decode_tile_size // 4``.
+            color_fix: ``None``, ``"wavelet"`` or ``"adain"``: correct the output's colours against the LR frames
+                upsampled x4 (see :mod:`sete_vsr.pipelines.color`).
+            generator: a ``torch.Generator`` for reproducible noise.
+            latents: initial noise `(T, 4, h, w)` (unscaled), instead of drawing it.
+            output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"`` (skips decoding).
+            write_to: stream the frames to a video path / PNG folder (see :func:`sete_vsr.data.video_io.open_writer`;
+                same fps, audio copied) or to any object with a ``write(frame)`` method taking `(4H, 4W, 3)` uint8
+                frames. Frames are then not kept (``.frames`` is ``None``).
+            return_dict: return a :class:`SeTeVSRPipelineOutput` rather than a tuple.
+            callback_on_step_end: called as ``callback(pipe, step, timestep, callback_kwargs)`` after each step;
+                it may return a dict replacing ``latents``. Set ``pipe._interrupt = True`` in it to stop early.
+            callback_on_step_end_tensor_inputs: tensors passed in ``callback_kwargs`` (``["latents"]``: `(T, 4, h, w)`).
+
+        Examples:
+
+        Returns:
+            :class:`SeTeVSRPipelineOutput` (or the tuple ``(frames,)``) with `T` frames of `4H x 4W`.
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
+        window_length = window_length or self.unet.config.num_frames
+        window_overlap = window_length // 4 if window_overlap is None else window_overlap
+        tile_size = self.unet.config.sample_size if tile_size is None else tile_size
+        tile_size = tile_size or None
+        tile_overlap = (tile_size or 0) // 4 if tile_overlap is None else tile_overlap
+        decode_chunk_size = decode_chunk_size or window_length
+        decode_chunk_overlap = decode_chunk_size // 4 if decode_chunk_overlap is None else decode_chunk_overlap
+        if decode_tile_size is None and self.vae.use_tiling:
+            decode_tile_size = self.vae.tile_latent_min_size
+        decode_tile_overlap = (decode_tile_size or 0) // 4 if decode_tile_overlap is None else decode_tile_overlap
+
+        # 1. Check inputs, open the input (probed now: bad input fails before any work) and the output.
+        self.check_inputs(
+            prompt,
+            prompt_embeds,
+            num_inference_steps,
+            window_length,
+            window_overlap,
+            (tile_size, tile_overlap),
+            (decode_chunk_size, decode_chunk_overlap),
+            (decode_tile_size, decode_tile_overlap),
+            output_type,
+            color_fix,
+            callback_on_step_end_tensor_inputs,
+        )
+        self._interrupt = False
+        device = self._execution_device
+        reader = video if isinstance(video, VideoReader) else VideoReader(video, max_frames=max_frames, dtype="float32")
+        writer, own_writer = write_to, False
+        if write_to is not None and not hasattr(write_to, "write"):
+            source = reader.info.source
+            audio = source if source is not None and source.is_file() else None
+            writer, own_writer = open_writer(write_to, fps=reader.info.fps, audio_from=audio), True
+        upcast_vae = self.vae.dtype == torch.float16 and self.vae.config.force_upcast
+
+        try:
+            # 2. Encode the prompt (optional), the LR latents and the semantic embeddings, window by window.
+            if prompt is not None:
+                prompt_embeds = encode_prompt(self.text_encoder, self.tokenizer, prompt, device)
+            if prompt_embeds is not None:
+                prompt_embeds = prompt_embeds.to(device, self.unet.dtype)
+            if upcast_vae:  # the SD VAE overflows in float16
+                self.vae.to(dtype=torch.float32)
+            lr_latents, semantic = self.encode_conditioning(reader, window_length, decode_chunk_size, device)
+            num_frames, _, height, width = lr_latents.shape
+
+            # 3. Prepare timesteps and the initial noise of the whole video.
+            self.scheduler.set_timesteps(num_inference_steps, device=device)
+            timesteps = self.scheduler.timesteps
+            self._num_timesteps = len(timesteps)
+            shape = (num_frames, self.unet.config.in_channels, height, width)
+            latents = self.prepare_latents(shape, generator, device, latents)
+            extra_step_kwargs = {}
+            if "generator" in inspect.signature(self.scheduler.step).parameters:
+                extra_step_kwargs["generator"] = generator
+
+            # 4. Denoising loop: every step blends the predictions of all windows x tiles, then steps the whole video.
+            regions = plan_regions(num_frames, height, width, window_length, window_overlap, tile_size, tile_overlap)
+            with self.progress_bar(total=len(timesteps)) as progress_bar:
+                for i, t in enumerate(timesteps):
+                    if self.interrupt:
+                        break
+                    latent_model_input = self.scheduler.scale_model_input(latents, t)
+                    noise_pred = self.predict_noise(latent_model_input, t, lr_latents, semantic, prompt_embeds, regions)
+                    latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
+                    if callback_on_step_end is not None:
+                        callback_kwargs = {}
+                        for name in callback_on_step_end_tensor_inputs:
+                            callback_kwargs[name] = locals()[name]
+                        callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                        latents = callback_outputs.pop("latents", latents)
+                    progress_bar.update()
+            del lr_latents, semantic
+
+            # 5.-6. Decode in chunks (streamed), colour-correct, and write or collect the frames.
+            if output_type == "latent":
+                frames = latents
+            else:
+                frames = self._decode_and_emit(
+                    latents,
+                    reader,
+                    num_frames,
+                    (decode_chunk_size, decode_chunk_overlap, decode_tile_size, decode_tile_overlap),
+                    color_fix,
+                    output_type,
+                    writer,
+                )
+            path = writer.close() if own_writer else None
+        except BaseException:
+            if own_writer:
+                writer.abort()
+            raise
+        finally:
+            if upcast_vae:
+                self.vae.to(dtype=torch.float16)
+
+        # 7. Offload all models.
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (frames,)
+        return SeTeVSRPipelineOutput(frames=frames, fps=reader.info.fps, path=path)
+
+    def _decode_and_emit(
+        self,
+        latents: torch.Tensor,
+        reader: VideoReader,
+        num_frames: int,
+        decode_options: tuple[int, int, int | None, int],
+        color_fix: str | None,
+        output_type: str,
+        writer: Any | None,
+    ) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor | None:
+        """Decode `(T, C, h, w)` latents block by block and hand each finished frame to ``writer`` or collect it."""
+        out_height, out_width = reader.info.height * SCALE, reader.info.width * SCALE
+        references = iter(reader) if color_fix is not None else None
+        collected = []
+        chunk_size, chunk_overlap, tile_size, tile_overlap = decode_options
+        blocks = self.vae.iter_decode(
+            latents.to(self.vae.dtype) / self.vae.config.scaling_factor,
+            num_frames=num_frames,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap if chunk_size < num_frames else 0,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+        )
+        with self._progress("decode", num_frames, "frame") as bar:
+            for block in blocks:
+                frames = (block[0, :, :, :out_height, :out_width].float() / 2 + 0.5).clamp(0, 1)  # (n, 3, 4H, 4W)
+                if references is not None:
+                    lr = _to_tensor(list(islice(references, len(frames))), frames.device)
+                    frames = color_correct(frames, bicubic_upsample(lr), color_fix).clamp(0, 1)
+                if writer is not None:
+                    for frame in frames.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
+                        writer.write(frame)
+                elif output_type == "pt":
+                    collected.append(frames.cpu())
+                else:
+                    collected.append(frames.permute(0, 2, 3, 1).cpu().numpy())
+                bar.update(len(frames))
+        if writer is not None:
+            return None
+        if output_type == "pt":
+            return torch.cat(collected)
+        array = np.concatenate(collected)
+        if output_type == "np":
+            return array
+        return [PIL.Image.fromarray(frame) for frame in (array * 255).round().astype(np.uint8)]
+
+
+def _public_library(value: Any) -> Any:
+    """``("sete_vsr.models.unet", "SeTeUNetModel")`` -> ``("sete_vsr", "SeTeUNetModel")`` for top-level exports."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str):
+        library, class_name = value
+        if library.startswith("sete_vsr."):
+            import sete_vsr
+
+            if class_name in sete_vsr.__all__:
+                return ("sete_vsr", class_name)
+    return value
+
+
+# Files that show a component folder holds something loadable.
+_COMPONENT_FILES = {
+    "scheduler": ("scheduler_config.json",),
+    "tokenizer": ("tokenizer_config.json", "vocab.json", "tokenizer.json"),
+}
+
+
+def _check_model_folder(path: Path, passed: set[str]) -> None:
+    """Raise a one-line :class:`SeteVSRError` when a local pipeline folder lacks ``model_index.json`` or a component."""
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise SeteVSRError(f"{path} is not a SeTe-VSR model folder (no model_index.json)")
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SeteVSRError(f"cannot read {index_file}: {err}") from None
+    for name, value in index.items():
+        if name.startswith("_") or name in passed or not isinstance(value, list) or value[0] is None:
+            continue
+        folder = path / name
+        if not folder.is_dir():
+            raise SeteVSRError(f"model folder {path} is missing its {name!r} component (no {name}/ folder)")
+        files = {file.name for file in folder.iterdir()}
+        expected = _COMPONENT_FILES.get(name)
+        if expected is not None:
+            if not files & set(expected):
+                raise SeteVSRError(f"model folder {path}: {name}/ has none of {', '.join(expected)}")
+        elif "config.json" not in files or not any(file.endswith(".safetensors") for file in files):
+            raise SeteVSRError(f"model folder {path}: {name}/ needs config.json and .safetensors weights")

@@ -1,0 +1,232 @@
+"""SeTeVSRPipeline with the tiny random preset: outputs, inputs, save/load, windows, tiles, colour fix, streaming."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from diffusers import DDIMScheduler
+
+from sete_vsr import SeTeVSRPipeline
+from sete_vsr.data.video_io import VideoReader, write_video
+from sete_vsr.errors import SeteVSRError
+from sete_vsr.pipelines import adain_color_fix, tiny_pipeline, wavelet_color_fix
+
+STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def pipe() -> SeTeVSRPipeline:
+    pipeline = tiny_pipeline(seed=0)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def lr_frames(count: int = 3, height: int = 12, width: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).randint(0, 256, (count, height, width, 3), dtype=np.uint8)
+
+
+def call(pipe: SeTeVSRPipeline, video, seed: int = 0, **kwargs):
+    kwargs.setdefault("num_inference_steps", STEPS)
+    return pipe(video, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def test_output_types_are_4x_with_the_same_frame_count(pipe):
+    video = lr_frames(3, 12, 16)
+    pt = call(pipe, video, output_type="pt").frames
+    assert pt.shape == (3, 3, 48, 64) and pt.dtype == torch.float32
+    assert 0 <= pt.min() and pt.max() <= 1
+    pil = call(pipe, video, output_type="pil").frames
+    assert len(pil) == 3 and all(isinstance(im, PIL.Image.Image) and im.size == (64, 48) for im in pil)
+    np.testing.assert_array_equal(np.asarray(pil[1]), (pt[1].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    latents = call(pipe, video, output_type="latent").frames
+    assert latents.shape == (3, 4, 6, 8)  # 4x12/8, 4x16/8
+
+
+def test_any_size_grayscale_rgba_and_16_bit(pipe):
+    gray16 = np.random.RandomState(1).randint(0, 65536, (2, 10, 13), dtype=np.uint16)
+    out = call(pipe, gray16, output_type="np", num_inference_steps=1).frames
+    assert out.shape == (2, 40, 52, 3) and out.dtype == np.float32
+    alpha = np.full((9, 7, 1), 128, np.uint8)
+    rgba = [PIL.Image.fromarray(np.concatenate([f, alpha], axis=-1), "RGBA") for f in lr_frames(2, 9, 7)]
+    assert call(pipe, rgba, output_type="np", num_inference_steps=1).frames.shape == (2, 36, 28, 3)
+    tensor = torch.from_numpy(lr_frames(2, 8, 8)).permute(0, 3, 1, 2).float() / 255  # (T, 3, H, W) in [0, 1]
+    assert call(pipe, tensor, output_type="pt", num_inference_steps=1).frames.shape == (2, 3, 32, 32)
+
+
+def test_seeded_calls_are_reproducible(pipe):
+    video = lr_frames(2, 8, 8)
+    first = call(pipe, video, seed=3, output_type="latent").frames
+    assert torch.equal(first, call(pipe, video, seed=3, output_type="latent").frames)
+    assert not torch.equal(first, call(pipe, video, seed=4, output_type="latent").frames)
+
+
+def test_save_load_round_trip_gives_identical_frames(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "model")
+    index = json.loads((tmp_path / "model" / "model_index.json").read_text())
+    assert index["unet"] == ["sete_vsr", "SeTeUNetModel"]
+    assert index["vae"] == ["sete_vsr", "TemporalAutoencoderKL"]
+    assert index["semantic_encoder"] == ["sete_vsr", "SemanticEncoder"]
+    assert index["scheduler"] == ["diffusers", "DDPMScheduler"]
+    assert index["text_encoder"] == [None, None] and index["assembled_from"]["preset"] == "tiny"
+    files = [p for p in (tmp_path / "model").rglob("*") if p.is_file()]
+    assert {p.suffix for p in files if p.suffix in (".bin", ".pt", ".safetensors")} == {".safetensors"}
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "SeTe-VSR" in card and "random weights" in card and "SeTeUNetModel" in card
+
+    loaded = SeTeVSRPipeline.from_pretrained(tmp_path / "model")
+    loaded.set_progress_bar_config(disable=True)
+    assert isinstance(loaded.scheduler, type(pipe.scheduler)) and loaded.text_encoder is None
+    video = lr_frames(3, 8, 12)
+    expected = call(pipe, video, output_type="np").frames
+    np.testing.assert_array_equal(call(loaded, video, output_type="np").frames, expected)
+    with pytest.raises(SeteVSRError, match="safetensors only"):
+        pipe.save_pretrained(tmp_path / "pickled", safe_serialization=False)
+
+
+def test_video_that_fits_one_window_is_one_window(pipe):
+    video = lr_frames(4, 8, 8)  # the tiny U-Net's window is 4 frames
+    default = call(pipe, video, output_type="latent").frames
+    assert torch.equal(default, call(pipe, video, output_type="latent", window_length=16, window_overlap=3).frames)
+
+
+def test_windows_blend_exactly_when_frames_are_independent():
+    """Without temporal modules each frame's prediction ignores the window, so blending must reproduce one window."""
+    stage1 = tiny_pipeline(seed=0, temporal=False)
+    stage1.set_progress_bar_config(disable=True)
+    video = lr_frames(7, 8, 8)
+    single = call(stage1, video, output_type="latent", window_length=7).frames
+    windowed = call(stage1, video, output_type="latent", window_length=3, window_overlap=1).frames
+    # Equal up to float rounding (kernels depend on the batch size), which DDPM's 1/sqrt(alpha_bar) amplifies at
+    # high noise; a wrong blend weight would be off by the latents' own scale (about 1).
+    torch.testing.assert_close(windowed, single, rtol=1e-3, atol=1e-3)
+
+
+def _frame_steps(latents: torch.Tensor) -> torch.Tensor:
+    """Mean absolute change between consecutive frames: `(T-1,)`."""
+    return (latents[1:] - latents[:-1]).abs().mean(dim=(1, 2, 3))
+
+
+def test_no_seam_between_windows(pipe):
+    """A static video with the same noise in every frame: any change between frames comes from the frame's position.
+
+    The temporal modules make frames differ by their position inside a window. Cutting the video into two windows
+    without blending shows a jump at the cut about twice any change inside a window; with blended windows the changes
+    across window boundaries must stay at the level of the changes inside windows.
+    """
+    deterministic = SeTeVSRPipeline(**pipe.components)
+    deterministic.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    deterministic.set_progress_bar_config(disable=True)
+    frames = 14
+    video = np.repeat(lr_frames(1, 16, 16), frames, axis=0)
+    noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)).expand(frames, -1, -1, -1)
+
+    def run(count: int, **kwargs) -> torch.Tensor:
+        out = deterministic(video[:count], num_inference_steps=3, latents=noise[:count], output_type="latent", **kwargs)
+        return out.frames
+
+    # Windows [0, 6), [4, 10), [8, 14): transitions t -> t+1 touching an overlap are 3, 4, 5 and 7, 8, 9.
+    blended = _frame_steps(run(frames, window_length=6, window_overlap=2))
+    across = torch.tensor([3, 4, 5, 7, 8, 9])
+    inside = torch.tensor([0, 1, 2, 6, 10, 11, 12])
+    assert blended[across].max() <= 1.25 * blended[inside].max()
+
+    # The same measure on two unblended windows [0, 7) + [7, 14) does see the seam at transition 6.
+    cut = _frame_steps(torch.cat([run(7, window_length=7), run(7, window_length=7)]))
+    assert cut[6] >= 1.8 * cut[torch.arange(13) != 6].max()
+
+
+def test_tiles(pipe):
+    video = lr_frames(2, 32, 48)  # latents 16 x 24
+    whole = call(pipe, video, output_type="latent", tile_size=0).frames
+    assert torch.equal(whole, call(pipe, video, output_type="latent", tile_size=64).frames)  # one tile = untiled
+    tiled = call(pipe, video, output_type="latent", tile_size=8, tile_overlap=4).frames
+    assert tiled.shape == whole.shape
+    # Each tile's self-attention sees only the tile, so results differ, but stay close to the untiled result.
+    assert (tiled - whole).abs().mean() <= 0.2 * whole.std()
+
+
+def test_tiled_decoding_matches_untiled_decoding(pipe):
+    video = lr_frames(2, 32, 48)
+    untiled = call(pipe, video, output_type="pt", tile_size=0).frames
+    tiled = call(pipe, video, output_type="pt", tile_size=0, decode_tile_size=8, decode_tile_overlap=4).frames
+    assert (tiled - untiled).abs().mean() <= 0.05
+
+
+def test_colour_corrections():
+    reference = torch.rand(2, 3, 32, 32)
+    shifted = reference + torch.tensor([0.3, -0.2, 0.1]).view(1, 3, 1, 1)  # a colour cast
+    torch.testing.assert_close(wavelet_color_fix(shifted, reference), reference, rtol=0, atol=1e-5)
+    torch.testing.assert_close(adain_color_fix(2 * shifted, reference), reference, rtol=0, atol=1e-4)
+
+
+def test_colour_fix_in_the_pipeline(pipe):
+    video = lr_frames(2, 8, 8)
+    plain = call(pipe, video, output_type="pt").frames
+    for method in ("wavelet", "adain"):
+        fixed = call(pipe, video, output_type="pt", color_fix=method).frames
+        assert fixed.shape == plain.shape and not torch.equal(fixed, plain)
+
+
+def test_write_to_streams_frames_to_a_video(pipe, tmp_path):
+    source = tmp_path / "in.mp4"
+    write_video(source, lr_frames(5, 16, 24), fps=25)
+    out = call(pipe, str(source), write_to=tmp_path / "out.mp4", decode_chunk_size=2)
+    assert out.frames is None and out.path == tmp_path / "out.mp4" and out.fps == 25
+    written = VideoReader(out.path)
+    assert (written.info.num_frames, written.info.height, written.info.width, written.info.fps) == (5, 64, 96, 25)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
+
+
+def test_write_to_a_writer_object_gets_uint8_frames_one_by_one(pipe):
+    class Collect:
+        frames: list = []
+
+        def write(self, frame):
+            self.frames.append(frame)
+
+    writer = Collect()
+    assert call(pipe, lr_frames(3, 8, 8), write_to=writer, decode_chunk_size=1).frames is None
+    assert len(writer.frames) == 3 and all(f.shape == (32, 32, 3) and f.dtype == np.uint8 for f in writer.frames)
+
+
+def test_prompt_embeds_and_callback(pipe):
+    seen = []
+
+    def callback(pipeline, step, timestep, kwargs):
+        seen.append((step, tuple(kwargs["latents"].shape)))
+        return {"latents": kwargs["latents"]}
+
+    embeds = torch.randn(1, 8, pipe.unet.config.cross_attention_dim)
+    call(pipe, lr_frames(2, 8, 8), prompt_embeds=embeds, output_type="latent", callback_on_step_end=callback)
+    assert seen == [(0, (2, 4, 4, 4)), (1, (2, 4, 4, 4))]
+    with pytest.raises(SeteVSRError, match="no text encoder"):
+        call(pipe, lr_frames(2, 8, 8), prompt="a photo")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"output_type": "mp4"}, "output_type"),
+        ({"color_fix": "histogram"}, "color_fix"),
+        ({"window_length": 4, "window_overlap": 4}, "window_overlap"),
+        ({"tile_size": 8, "tile_overlap": 8}, "tile_overlap"),
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"decode_chunk_size": 2, "decode_chunk_overlap": 2}, "decode_chunk_overlap"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(pipe, options, message):
+    with pytest.raises(SeteVSRError, match=message):
+        call(pipe, lr_frames(2, 8, 8), **options)
+
+
+def test_as_a_method(pipe, tmp_path):
+    from sete_vsr.methods import load_method
+
+    pipe.save_pretrained(tmp_path / "model")
+    method = load_method("sete-vsr", model=str(tmp_path / "model"), device="cpu", steps="2", progress="false")
+    out = method(lr_frames(3, 8, 12))
+    assert out.shape == (3, 32, 48, 3) and out.dtype == np.uint8
