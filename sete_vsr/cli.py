@@ -16,6 +16,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "methods": ("sete_vsr.commands.methods", "list the super-resolution methods known by name"),
     "eval": ("sete_vsr.commands.eval", "evaluate methods on a benchmark: metrics, tables, plots"),
+    "upscale": ("sete_vsr.commands.upscale", "super-resolve a video or frame folder x4"),
+    "init": ("sete_vsr.commands.init", "assemble a SeTe-VSR pipeline (SD 2.1 + SAM2, or the tiny test preset)"),
+    "adapt": ("sete_vsr.commands.adapt", "self-supervised test-time adaptation of a CNN baseline to one video"),
 }
 
 

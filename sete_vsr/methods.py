@@ -23,7 +23,26 @@ from .errors import SeteVSRError
 # `VSRMethod`.
 _METHODS: dict[str, tuple[str, dict]] = {
     "bicubic": ("sete_vsr.baselines.bicubic:BicubicUpsampler", {}),
+    "sete-vsr": ("sete_vsr.pipelines.method:SeTeVSRMethod", {}),
 }
+# the CNN baselines with official checkpoints (sete_vsr.baselines.registry.BASELINES)
+_BASELINE_NAMES = (
+    "basicvsr-reds4",
+    "basicvsr-vimeo-bi",
+    "basicvsr-vimeo-bd",
+    "basicvsr-reds4-mmagic",
+    "basicvsr-vimeo-bi-mmagic",
+    "basicvsr-vimeo-bd-mmagic",
+    "basicvsrpp-reds4",
+    "realbasicvsr",
+    "realbasicvsr-wogan",
+    "edvr-m-reds",
+    "edvr-m-wotsa-reds",
+    "edvr-l-reds",
+    "edvr-m-reds-mmagic",
+    "edvr-l-reds-mmagic",
+)
+_METHODS.update({name: ("sete_vsr.baselines.registry:load_baseline", {"name": name}) for name in _BASELINE_NAMES})
 
 
 class VSRMethod(ABC):

@@ -50,10 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _method_options(items: list[str], device: str) -> dict:
+def _method_options(items: list[str], device: str, progress: bool) -> dict:
     from ..errors import SeteVSRError
 
-    options = {"device": device}
+    options = {"device": device} if progress else {"device": device, "progress": False}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         crop_border=args.crop_border,
         reuse=not args.no_reuse,
-        method_options=_method_options(args.method_option, args.device),
+        method_options=_method_options(args.method_option, args.device, not args.no_progress),
         lr_cache=Path(args.lr_cache) if args.lr_cache else None,
         profile_row=args.profile_row,
         progress=not args.no_progress,

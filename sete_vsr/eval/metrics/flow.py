@@ -10,8 +10,8 @@ Backends (the name goes into the metric's label, e.g. ``E_warp (DIS)``):
 * ``farneback``: OpenCV Farneback with TecoGAN's parameters ``(0.5, 3, 15, 3, 5, 1.2, 0)``;
 * ``raft``: torchvision ``raft_large`` (C+T+S+K+H weights ``raft_large_C_T_SKHT_V2-ff5fadd5.pth``
   found offline), inputs padded to a multiple of 8, 12 iterations, last estimate;
-* ``spynet``: SPyNet from the BasicVSR checkpoint, provided by
-  ``sete_vsr.baselines.spynet`` as ``flow_backend(device=...)`` returning such a callable.
+* ``spynet``: SPyNet from the BasicVSR checkpoint (``BasicVSR_Vimeo90K_BIx4.pth`` found offline), through
+  ``sete_vsr.baselines.spynet.flow_backend``.
 
 Others are added with :func:`register_flow_backend`.
 """
@@ -27,6 +27,12 @@ from ..weights import find_weight
 
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
+SPYNET_FILES = (
+    "BasicVSR_Vimeo90K_BIx4.pth",
+    "basicvsr/BasicVSR_Vimeo90K_BIx4.pth",
+    "BasicVSR_Vimeo90K_BIx4-2a29695a.pth",
+    "BasicVSR_REDS4-543c8261.pth",
+)
 RAFT_FILES = ("raft_large_C_T_SKHT_V2-ff5fadd5.pth", "raft_large_C_T_V2-1bb1363a.pth")
 
 
@@ -91,9 +97,9 @@ def raft_backend(device: str = "cpu") -> FlowFn:
 
 
 def spynet_backend(device: str = "cpu") -> FlowFn:
-    """SPyNet from the BasicVSR checkpoint, provided by ``sete_vsr.baselines.spynet.flow_backend``."""
+    """SPyNet from a BasicVSR-family checkpoint found offline (raises WeightsUnavailable otherwise)."""
     module = importlib.import_module("sete_vsr.baselines.spynet")
-    return module.flow_backend(device=device)
+    return module.flow_backend(find_weight(*SPYNET_FILES), device=device)
 
 
 FLOW_BACKENDS: dict[str, Callable[..., FlowFn]] = {

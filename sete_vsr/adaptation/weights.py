@@ -1,0 +1,130 @@
+"""Saving adapted networks as safetensors and loading them back as methods.
+
+The file holds the full state dict in the baselines' (BasicSR) parameter names, plus string
+metadata that makes it self-describing:
+
+* ``format``: ``"sete-vsr-adapted"``;
+* ``arch`` and ``arch_kwargs`` (JSON): the architecture, as in
+  :func:`sete_vsr.baselines.registry.build_architecture`;
+* ``base``: the registry name the adaptation started from (``""`` if none);
+* ``config``: the :class:`~sete_vsr.adaptation.self_supervised.AdaptationConfig` (JSON).
+
+So ``load_adapted_method("calendar.safetensors")`` rebuilds the method without the official
+checkpoint, and ``load_adapted_model`` gives the bare network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import SeteVSRError
+
+FORMAT = "sete-vsr-adapted"
+
+
+def save_adapted_weights(
+    model: nn.Module,
+    path: str | os.PathLike,
+    base: str | None = None,
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
+    config=None,
+) -> Path:
+    """Write ``model``'s state dict and its description to ``path`` (a ``.safetensors`` file).
+
+    Args:
+        model: the adapted network.
+        path: output file; written under a temporary name and renamed, so it is never partial.
+        base: registry name of the starting checkpoint (``"basicvsr-vimeo-bi"``); gives
+            ``arch`` and ``arch_kwargs`` when they are not passed.
+        arch, arch_kwargs: the architecture, for networks outside the registry.
+        config: the adaptation settings, recorded for reference.
+
+    Returns:
+        The path written.
+    """
+    from safetensors.torch import save_file
+
+    if arch is None:
+        if base is None:
+            raise SeteVSRError("save_adapted_weights needs base= (a registry name) or arch=")
+        from ..baselines.registry import get_spec
+
+        spec = get_spec(base)
+        arch, arch_kwargs = spec.arch, spec.arch_kwargs
+    metadata = {
+        "format": FORMAT,
+        "arch": arch,
+        "arch_kwargs": json.dumps(arch_kwargs or {}),
+        "base": base or "",
+        "config": json.dumps(asdict(config) if config is not None else {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    try:
+        save_file(state_dict, str(temp), metadata=metadata)
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
+def read_adapted_weights(path: str | os.PathLike) -> tuple[dict, dict]:
+    """``(state_dict, metadata)`` of a file written by :func:`save_adapted_weights`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise SeteVSRError(f"adapted weights not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        state_dict = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise SeteVSRError(f"cannot read adapted weights {path}: {err}") from err
+    if metadata.get("format") != FORMAT:
+        raise SeteVSRError(f"{path} is not a sete-vsr adapted-weights file (no format={FORMAT!r} metadata)")
+    return state_dict, metadata
+
+
+def _load(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    from ..baselines.checkpoints import load_state_dict_strict
+    from ..baselines.registry import build_architecture
+
+    state_dict, metadata = read_adapted_weights(path)
+    model = build_architecture(metadata["arch"], **json.loads(metadata["arch_kwargs"]))
+    load_state_dict_strict(model, state_dict, source=str(path))
+    return model.eval(), metadata
+
+
+def load_adapted_model(path: str | os.PathLike) -> nn.Module:
+    """The adapted network stored in ``path``, strictly loaded, in eval mode, on CPU."""
+    return _load(path)[0]
+
+
+def load_adapted_method(weights: str | os.PathLike, name: str | None = None, **options):
+    """The adapted network in ``weights`` as a :class:`~sete_vsr.methods.VSRMethod`.
+
+    Args:
+        weights: a file written by :func:`save_adapted_weights`.
+        name: method name in tables (default ``"<base>+adapt"``, or the file's stem).
+        **options: passed to the method wrapper (``device``, ``chunk_length``, ``progress``, ...).
+    """
+    from ..baselines.method import RecurrentBaselineMethod, SlidingWindowBaselineMethod
+
+    model, metadata = _load(weights)
+    base = metadata.get("base")
+    name = name or (f"{base}+adapt" if base else Path(weights).stem)
+    wrapper = SlidingWindowBaselineMethod if metadata["arch"] == "edvr" else RecurrentBaselineMethod
+    return wrapper(model, name=name, **options)
+
+
+__all__ = ["load_adapted_method", "load_adapted_model", "read_adapted_weights", "save_adapted_weights"]

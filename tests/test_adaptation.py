@@ -1,0 +1,253 @@
+"""Self-supervised test-time adaptation (paper 004): pseudo pairs, Algorithm 1 and 2, weights, CLI."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+from sete_vsr.adaptation import (
+    AdaptationConfig,
+    PseudoPairSampler,
+    adapt,
+    adapt_module,
+    distill,
+    load_adapted_method,
+    load_adapted_model,
+    save_adapted_weights,
+)
+from sete_vsr.baselines.basicvsr import BasicVSR
+from sete_vsr.cli import main
+from sete_vsr.data.degradations import bi_degrade
+from sete_vsr.errors import SeteVSRError
+from sete_vsr.methods import load_method
+
+TINY_BASICVSR = {"num_feat": 8, "num_block": 1}
+
+
+class TinyRecurrent(nn.Module):
+    """``(N, T, 3, h, w) -> (N, T, 3, 4h, 4w)``: per-frame conv + pixel shuffle on a bilinear base."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 48, 3, padding=1))
+
+    def forward(self, x):
+        n, t, c, h, w = x.shape
+        x = x.reshape(n * t, c, h, w)
+        base = F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+        return (base + F.pixel_shuffle(self.body(x), 4)).reshape(n, t, c, 4 * h, 4 * w)
+
+
+class TinySliding(TinyRecurrent):
+    """EDVR-like: ``(N, num_frame, 3, h, w) -> (N, 3, 4h, 4w)``, the centre frame."""
+
+    num_frame = 3
+
+    def forward(self, x):
+        return super().forward(x)[:, self.num_frame // 2]
+
+
+def smooth_clip(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """``(t, h, w, 3)`` uint8: blurred noise drifting by one pixel per frame (recurring structures)."""
+    rng = np.random.default_rng(seed)
+    noise = torch.from_numpy(rng.random((1, 3, h + 8, w + 8 + t), dtype=np.float32))
+    smooth = F.avg_pool2d(noise, 5, stride=1, padding=2)[0].permute(1, 2, 0).numpy()
+    frames = np.stack([smooth[4 : 4 + h, 4 + i : 4 + i + w] for i in range(t)])
+    frames = (frames - frames.min()) / (frames.max() - frames.min())
+    return (frames * 255).round().astype(np.uint8)
+
+
+def tiny_basicvsr(seed: int = 0) -> BasicVSR:
+    torch.manual_seed(seed)
+    return BasicVSR(**TINY_BASICVSR).eval()
+
+
+def test_pseudo_pairs_follow_lines_2_to_5():
+    restored = smooth_clip(5, 96, 112)
+    config = AdaptationConfig(patch_size=32, num_frames=3)
+    rng = np.random.default_rng(0)
+
+    y_lr, y = PseudoPairSampler(restored, config, window=3, centre_only=False).sample(rng)
+    assert y.shape == (3, 32, 32, 3) and y.dtype == np.uint8
+    np.testing.assert_array_equal(y_lr, bi_degrade(y))  # line 5: the BI degradation of the target
+
+    y_lr, y = PseudoPairSampler(restored, config, window=3, centre_only=True).sample(rng)
+    assert y_lr.shape == (3, 8, 8, 3) and y.shape == (32, 32, 3)
+
+    flat = np.full((4, 64, 64, 3), 77, np.uint8)  # any crop, any factor: the same colour
+    y_lr, y = PseudoPairSampler(flat, config, window=3, centre_only=False).sample(rng)
+    assert (y == 77).all() and (y_lr == 77).all()
+
+
+def test_sub_clips_and_windows():
+    config = AdaptationConfig(patch_size=32)
+    restored = np.zeros((6, 64, 64, 3), np.uint8)
+    recurrent = PseudoPairSampler(restored, config, window=3, centre_only=False)
+    assert recurrent.frame_indices(0) == [0, 1, 2]
+    assert recurrent.frame_indices(3) == [2, 3, 4]
+    assert recurrent.frame_indices(5) == [3, 4, 5]
+    sliding = PseudoPairSampler(restored, config, window=5, centre_only=True)
+    assert sliding.frame_indices(0) == [4, 3, 0, 1, 2]  # BasicSR reflection_circle, as at test time
+    short = PseudoPairSampler(restored[:2], config, window=7, centre_only=False)
+    assert short.frame_indices(1) == [0, 1]
+
+
+def test_bad_settings_are_user_errors():
+    with pytest.raises(SeteVSRError, match="too small for patch_size 256"):
+        PseudoPairSampler(np.zeros((2, 128, 128, 3), np.uint8), AdaptationConfig(), 2, False)
+    with pytest.raises(SeteVSRError, match="multiple of 4"):
+        AdaptationConfig(patch_size=30)
+    with pytest.raises(SeteVSRError, match="scale_range"):
+        AdaptationConfig(scale_range=(0.9, 1.2))
+    with pytest.raises(SeteVSRError, match="every parameter is frozen"):
+        adapt_module(TinyRecurrent(), smooth_clip(2, 64, 64), AdaptationConfig(patch_size=32, freeze=("body",)))
+    with pytest.raises(SeteVSRError, match=r"shape \(T, H, W, 3\)"):
+        adapt(TinyRecurrent(), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(SeteVSRError, match="no trainable torch network"):
+        adapt(load_method("bicubic"), smooth_clip(2, 16, 16))
+
+
+def test_adaptation_loss_decreases_when_the_network_can_learn():
+    torch.manual_seed(0)
+    model = TinyRecurrent()
+    with torch.no_grad():
+        model.body[-1].bias.fill_(0.2)  # a colour cast the pseudo pairs of any clip expose
+    lr = smooth_clip(3, 24, 24)
+    settings = {"learning_rate": 3e-3, "batch_size": 2, "patch_size": 32, "num_frames": 2}
+    result = adapt(model, lr, iterations=30, progress=False, **settings)
+    first, last = np.mean(result.losses[:5]), np.mean(result.losses[-5:])
+    assert last < 0.3 * first, (first, last)
+    assert result.frames.shape == result.initial_frames.shape == (3, 96, 96, 3)
+    assert not np.array_equal(result.frames, result.initial_frames)  # line 9 re-runs the adapted network
+    assert set(result.seconds) == {"initial", "adapt", "final"}
+
+
+def test_sliding_window_networks_adapt_on_their_centre_frame():
+    module = TinySliding()
+    before = [p.detach().clone() for p in module.parameters()]
+    losses = adapt_module(module, smooth_clip(4, 64, 64), AdaptationConfig(iterations=2, patch_size=32), progress=False)
+    assert len(losses) == 2
+    assert all(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_seeded_adaptation_is_deterministic_and_changes_only_trainable_parameters():
+    restored = smooth_clip(3, 320, 320)
+    config = AdaptationConfig(iterations=1, learning_rate=1e-3, batch_size=1, num_frames=2, freeze=("spynet",))
+    initial = tiny_basicvsr().state_dict()
+
+    models = []
+    for seed in (3, 3, 4):
+        model = tiny_basicvsr()
+        model.fusion.bias.requires_grad_(False)  # fixed by its owner: must stay fixed
+        adapt_module(model, restored, replace(config, seed=seed), progress=False)
+        models.append(model)
+    a, b, c = (m.state_dict() for m in models)
+
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same seed: identical weights
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # another seed: other pseudo pairs
+    for name, param in models[0].named_parameters():
+        unchanged = torch.equal(param, initial[name])
+        assert unchanged == (name.startswith("spynet.") or name == "fusion.bias"), name
+        assert param.requires_grad == (name != "fusion.bias")  # flags restored
+    assert not models[0].training
+
+
+def test_distillation_adapts_the_student_to_the_teacher_output():
+    teacher = load_method("bicubic")
+    lr = smooth_clip(3, 24, 24)
+    torch.manual_seed(0)
+    result = distill(teacher, TinyRecurrent(), lr, iterations=3, patch_size=32, num_frames=2, progress=False)
+    np.testing.assert_array_equal(result.initial_frames, teacher(lr))  # {Y_t} by the teacher
+    assert result.frames.shape == (3, 96, 96, 3) and len(result.losses) == 3
+    assert list(result.seconds) == ["initial", "adapt", "final"]
+
+
+def test_weights_round_trip(tmp_path):
+    model = tiny_basicvsr(seed=1)
+    path = save_adapted_weights(
+        model, tmp_path / "a.safetensors", arch="basicvsr", arch_kwargs=TINY_BASICVSR, config=AdaptationConfig()
+    )
+    loaded = load_adapted_model(path)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    method = load_adapted_method(path, device="cpu", progress=False)
+    assert method.name == "a" and method(smooth_clip(2, 64, 64)).shape == (2, 256, 256, 3)
+
+    official = save_adapted_weights(BasicVSR(num_block=30), tmp_path / "b.safetensors", base="basicvsr-vimeo-bi")
+    assert load_adapted_method(official, progress=False).name == "basicvsr-vimeo-bi+adapt"
+
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(SeteVSRError, match="cannot read adapted weights"):
+        load_adapted_model(tmp_path / "bad.safetensors")
+    with pytest.raises(SeteVSRError, match="needs base="):
+        save_adapted_weights(model, tmp_path / "c.safetensors")
+
+
+def save_tiny(path):
+    return save_adapted_weights(tiny_basicvsr(), path, arch="basicvsr", arch_kwargs=TINY_BASICVSR)
+
+
+def write_pngs(folder, frames):
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i:08d}.png")
+
+
+def test_cli_adapts_saves_and_reuses_weights(tmp_path, capsys):
+    weights = save_tiny(tmp_path / "tiny.safetensors")
+    write_pngs(tmp_path / "lr", smooth_clip(2, 80, 80))  # the smallest frames whose 320-pixel HR crops fit
+    common = ["--batch-size", "1", "--frames-per-sample", "2", "--device", "cpu", "--no-progress"]
+    args = ["adapt", str(tmp_path / "lr"), "--weights", str(weights), "--iterations", "1", "--lr", "1e-3", *common]
+    assert main([*args, "-o", str(tmp_path / "out"), "--save-weights", str(tmp_path / "adapted.safetensors")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    frames = sorted((tmp_path / "out").glob("*.png"))
+    assert len(frames) == 2 and Image.open(frames[0]).size == (320, 320)
+    adapted = load_adapted_model(tmp_path / "adapted.safetensors")
+    assert any(not torch.equal(v, adapted.state_dict()[k]) for k, v in tiny_basicvsr().state_dict().items())
+
+    # the saved network restores the clip as the adaptation left it
+    reuse = ["adapt", str(tmp_path / "lr"), "--weights", str(tmp_path / "adapted.safetensors"), "--iterations", "0"]
+    assert main([*reuse, *common, "-o", str(tmp_path / "again")]) == 0
+    for a, b in zip(frames, sorted((tmp_path / "again").glob("*.png"))):
+        np.testing.assert_array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    weights = save_tiny(tmp_path / "tiny.safetensors")
+    out = tmp_path / "out.mp4"
+    assert main(["adapt", str(tmp_path / "missing"), "--weights", str(weights), "-o", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+    write_pngs(tmp_path / "small", smooth_clip(2, 40, 40))  # 160 HR pixels < the 320-pixel crops of patch 256
+    assert main(["adapt", str(tmp_path / "small"), "--weights", str(weights), "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "too small for patch_size 256" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+    assert main(["adapt", str(tmp_path / "small"), "--method", "bicubic", "-o", str(out)]) == 2
+    assert "trainable network" in capsys.readouterr().err
+
+
+def test_cli_defaults_are_the_config_defaults():
+    from sete_vsr.commands.adapt import _DEFAULTS
+
+    assert _DEFAULTS == {key: getattr(AdaptationConfig(), key) for key in _DEFAULTS}
+
+
+@pytest.mark.slow
+def test_cli_adapts_the_official_basicvsr(shared, tmp_path):
+    checkpoint = shared("weights", "basicvsr", "BasicVSR_Vimeo90K_BIx4.pth")
+    gt = np.stack([np.asarray(Image.open(p).convert("RGB"))[:320, :320] for p in
+                   sorted(shared("data", "frames", "vid4_GT", "calendar").glob("*.png"))[:3]])
+    write_pngs(tmp_path / "lr", bi_degrade(gt))
+    args = ["adapt", str(tmp_path / "lr"), "--method", "basicvsr-vimeo-bi", "--checkpoint", str(checkpoint),
+            "--iterations", "1", "--batch-size", "1", "--frames-per-sample", "2", "--no-progress", "--device", "cpu",
+            "-o", str(tmp_path / "out"), "--save-weights", str(tmp_path / "w.safetensors")]
+    assert main(args) == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3
+    assert load_adapted_method(tmp_path / "w.safetensors", progress=False).name == "basicvsr-vimeo-bi+adapt"
