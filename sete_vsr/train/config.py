@@ -1,0 +1,294 @@
+"""The training configuration: a YAML file, ``key=value`` overrides, one resolved copy per run.
+
+``load_config("configs/stage1.yaml", ["max_train_steps=10", "data.root=/data/REDS"])`` reads the file into
+:class:`TrainConfig`, applies the overrides (dotted keys reach nested sections; values are parsed as YAML, so
+``null``, ``true``, ``[a, b]`` and numbers work) and checks the result. Unknown keys and values of the wrong type
+raise :class:`~sete_vsr.errors.SeteVSRError` naming the key. :func:`save_config` writes the resolved configuration,
+which is also what a resumed run is compared against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import SeteVSRError
+
+STAGES = ("1", "2", "vae")
+DATASET_TYPES = ("reds", "frames", "videos", "paired")
+DEGRADATIONS = ("realbasicvsr", "BI", "BD")
+
+# Keys that change what a checkpoint holds (model layout, trainable set, optimizer and EMA state): a run can only
+# resume from a checkpoint written with the same values.
+RESUME_KEYS = ("stage", "pretrained_model", "only_new_modules", "use_ema", "use_8bit_adam")
+
+
+@dataclass
+class DataConfig:
+    """Training clips: where they come from and how they are cut and degraded.
+
+    Attributes:
+        type: ``reds`` (``root/<clip>/<frame>.png`` without the REDS4 clips), ``frames`` (any folder of frame
+            folders), ``videos`` (any folder of video files) or ``paired`` (``lr_root`` + ``root`` as HR).
+        root: the HR folder.
+        lr_root: the LR folder of a ``paired`` dataset.
+        num_frames: consecutive frames per clip `F` (1 in stage 1: the spatial U-Net sees frames independently).
+        crop_size: HR crop side (the LR crop is a quarter of it).
+        degradation: how LR frames are made from HR crops: ``realbasicvsr`` (second-order, paper Sec. IV-A), ``BI``
+            or ``BD``; unused by ``paired`` data and by the VAE stage.
+        exclude: clip names left out; ``null`` leaves out REDS4 for ``reds`` and nothing otherwise.
+        augment: random flips and transposes of whole clips.
+        num_workers: ``DataLoader`` worker processes (the degradation runs there).
+    """
+
+    type: str = "reds"
+    root: str | None = None
+    lr_root: str | None = None
+    num_frames: int = 1
+    crop_size: int = 512
+    degradation: str = "realbasicvsr"
+    exclude: list[str] | None = None
+    augment: bool = True
+    num_workers: int = 4
+
+
+@dataclass
+class ValidationConfig:
+    """The validation clip rendered through the pipeline every ``every_n_steps`` steps and at the end.
+
+    Attributes:
+        root: folder of HR clips (``root/<clip>/<frame>.png``) or of one clip's frames; ``null`` disables validation.
+        clip: clip name inside ``root``; ``null`` takes the first clip.
+        num_frames: frames rendered.
+        crop_size: HR crop side (a fixed, seeded position), ``null`` for whole frames.
+        degradation: ``realbasicvsr``, ``BI`` or ``BD``, with a fixed seed.
+        num_inference_steps: DDPM steps of the render.
+        every_n_steps: steps between renders; 0 renders only at the end.
+        seed: seed of the crop, the degradation and the pipeline's noise.
+    """
+
+    root: str | None = None
+    clip: str | None = None
+    num_frames: int = 4
+    crop_size: int | None = 256
+    degradation: str = "realbasicvsr"
+    num_inference_steps: int = 50
+    every_n_steps: int = 500
+    seed: int = 0
+
+
+@dataclass
+class VAELossConfig:
+    """Weights of the VAE stage's loss terms (reconstruction L1, LPIPS when its weights exist, temporal L1).
+
+    The temporal term is the L1 distance between the frame differences of the output and of the target.
+    """
+
+    l1: float = 1.0
+    lpips: float = 1.0
+    temporal: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """One training run (paper Sec. III-D and IV-A). See ``configs/*.yaml`` for the presets.
+
+    Attributes:
+        stage: ``1`` (spatial SeTe U-Net), ``2`` (temporal transformer + TSAM) or ``vae`` (temporal VAE decoder).
+        pretrained_model: the starting ``SeTeVSRPipeline`` (folder or Hub id): an initialised pipeline for stage 1,
+            a stage-1 result for stage 2, any pipeline for the VAE stage.
+        output_dir: where checkpoints, logs, the resolved config and the final pipeline go.
+        seed: seed of the model noise, the data draws and the data order.
+        data: training clips, see :class:`DataConfig`.
+        validation: validation renders, see :class:`ValidationConfig`.
+        only_new_modules: stage 1: train only the new spatial modules (SeAM, semantic tokenizer, LR conditioning)
+            instead of the whole spatial U-Net.
+        train_batch_size: clips per device per step.
+        max_train_steps: optimizer steps of the run.
+        gradient_accumulation_steps: batches accumulated per optimizer step.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        mixed_precision: ``no``, ``fp16`` or ``bf16``; ``null`` follows ``accelerate launch``/its config. Frozen
+            models run in that dtype; the trained model keeps fp32 weights.
+        allow_tf32: allow TF32 matmuls on Ampere and newer GPUs.
+        learning_rate: Adam's learning rate.
+        lr_scheduler: a ``diffusers.optimization`` schedule name (``constant`` in the paper).
+        lr_warmup_steps: warm-up steps of the schedule.
+        adam_beta1, adam_beta2, adam_epsilon, adam_weight_decay: Adam's hyper-parameters.
+        use_8bit_adam: bitsandbytes' 8-bit Adam (needs ``bitsandbytes``).
+        max_grad_norm: gradient-norm clipping.
+        use_ema: keep an exponential moving average of the trained weights and save it as the result.
+        ema_decay: EMA decay.
+        vae_loss: loss weights of the VAE stage, see :class:`VAELossConfig`.
+        checkpointing_steps: steps between ``accelerator.save_state`` checkpoints (0: none).
+        checkpoints_total_limit: checkpoints kept in ``output_dir`` (oldest deleted first); ``null`` keeps all.
+        resume_from_checkpoint: ``latest``, a checkpoint folder, or ``null`` for a fresh run.
+        report_to: tracker (``tensorboard``, ``wandb``, ``all``) or ``none``.
+        logging_dir: tracker folder, relative to ``output_dir``.
+        tracker_project_name: run name given to the tracker.
+        push_to_hub: upload the final pipeline to ``hub_model_id`` (``huggingface-cli login`` first).
+        hub_model_id: Hub repository id; defaults to the name of ``output_dir``.
+    """
+
+    stage: str = "1"
+    pretrained_model: str | None = None
+    output_dir: str = "sete-vsr-stage1"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    only_new_modules: bool = False
+    train_batch_size: int = 3
+    max_train_steps: int = 100_000
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = True
+    mixed_precision: str | None = None
+    allow_tf32: bool = True
+    learning_rate: float = 1e-4
+    lr_scheduler: str = "constant"
+    lr_warmup_steps: int = 0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    adam_weight_decay: float = 0.0
+    use_8bit_adam: bool = False
+    max_grad_norm: float = 1.0
+    use_ema: bool = False
+    ema_decay: float = 0.9999
+    vae_loss: VAELossConfig = field(default_factory=VAELossConfig)
+    checkpointing_steps: int = 5000
+    checkpoints_total_limit: int | None = None
+    resume_from_checkpoint: str | None = None
+    report_to: str = "tensorboard"
+    logging_dir: str = "logs"
+    tracker_project_name: str = "sete-vsr"
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML config (or start from the defaults when ``path`` is ``None``) and apply ``key=value`` overrides.
+
+    Raises:
+        SeteVSRError: missing file, unknown key, malformed override or a value of the wrong type.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SeteVSRError(f"config file not found: {path}")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise SeteVSRError(f"{path} must hold a mapping of config keys")
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise SeteVSRError(f"overrides are key=value (nested keys with dots), got {override!r}")
+        section = values
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            section = section.setdefault(parent, {})
+            if not isinstance(section, dict):
+                raise SeteVSRError(f"cannot override {key!r}: {parent!r} is not a section")
+        section[leaf] = yaml.safe_load(text) if text else None
+    config = _build(TrainConfig, values, "")
+    _check(config)
+    return config
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (loadable with :func:`load_config`)."""
+    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """The config as a flat ``{"data.root": ...}`` dict of scalars, as trackers take hyper-parameters."""
+    flat: dict[str, Any] = {}
+
+    def visit(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{prefix}{key}.", item)
+        else:
+            flat[prefix[:-1]] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    visit("", dataclasses.asdict(config))
+    return flat
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str):
+    """Instantiate dataclass ``cls`` from ``values``, converting each value to its field's type."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise SeteVSRError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; known: {sorted(names)}")
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise SeteVSRError(f"config key {prefix}{name} is a section; got {value!r}")
+            kwargs[name] = _build(hint, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _convert(value, hint, prefix + name)
+    return cls(**kwargs)
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    """``value`` as type ``hint`` (``int``, ``float``, ``bool``, ``str``, ``list[str]`` or their optionals)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [arg for arg in args if arg is not type(None)]
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, (list, tuple)):
+            raise SeteVSRError(f"config key {key} must be a list, got {value!r}")
+        return [_convert(item, typing.get_args(hint)[0], key) for item in value]
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and not isinstance(value, bool):
+        try:  # YAML reads "1e-4" (no dot) as a string
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    if hint is str and isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise SeteVSRError(f"config key {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _check(config: TrainConfig) -> None:
+    """Value checks that need no file system access."""
+    if config.stage not in STAGES:
+        raise SeteVSRError(f"stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
+    if config.pretrained_model is None:
+        raise SeteVSRError("pretrained_model is required: the SeTeVSRPipeline folder or Hub id to start from")
+    if config.data.type not in DATASET_TYPES:
+        raise SeteVSRError(f"data.type must be one of {', '.join(DATASET_TYPES)}, got {config.data.type!r}")
+    degradations = {"data.degradation": config.data.degradation, "validation.degradation": config.validation.degradation}
+    for key, name in degradations.items():
+        if name not in DEGRADATIONS:
+            raise SeteVSRError(f"{key} must be one of {', '.join(DEGRADATIONS)}, got {name!r}")
+    if config.mixed_precision not in (None, "no", "fp16", "bf16"):
+        raise SeteVSRError(f"mixed_precision must be no, fp16, bf16 or null, got {config.mixed_precision!r}")
+    positive = {
+        "train_batch_size": config.train_batch_size,
+        "max_train_steps": config.max_train_steps,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "data.num_frames": config.data.num_frames,
+        "validation.num_frames": config.validation.num_frames,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise SeteVSRError(f"{key} must be at least 1, got {value}")
+    if config.checkpoints_total_limit is not None and config.checkpoints_total_limit < 1:
+        raise SeteVSRError(f"checkpoints_total_limit must be at least 1 or null, got {config.checkpoints_total_limit}")
+    if config.push_to_hub and config.hub_model_id is None:
+        config.hub_model_id = Path(config.output_dir).name
