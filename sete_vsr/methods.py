@@ -43,6 +43,21 @@ _BASELINE_NAMES = (
     "edvr-l-reds-mmagic",
 )
 _METHODS.update({name: ("sete_vsr.baselines.registry:load_baseline", {"name": name}) for name in _BASELINE_NAMES})
+# each baseline adapted to every clip before restoring it (test-time adaptation, paper 004)
+_METHODS.update(
+    {f"{name}+adapt": ("sete_vsr.adaptation.method:TestTimeAdaptedMethod", {"base": name}) for name in _BASELINE_NAMES}
+)
+# a network adapted once and saved by `sete-vsr adapt --save-weights` (option weights=FILE)
+_METHODS["adapted"] = ("sete_vsr.adaptation.weights:load_adapted_method", {})
+# BasicVSR and EDVR with SEEM (paper 000); trained weights with option seem_weights=FILE from
+# `accelerate launch -m sete_vsr.plugins.train_seem`, untrained (equal to the base) without
+_METHODS.update(
+    {
+        f"{name}+seem": ("sete_vsr.plugins.method:SEEMMethod", {"base": name})
+        for name in _BASELINE_NAMES
+        if name.startswith(("basicvsr-", "edvr-"))
+    }
+)
 
 
 class VSRMethod(ABC):

@@ -251,3 +251,22 @@ def test_cli_adapts_the_official_basicvsr(shared, tmp_path):
     assert main(args) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
     assert load_adapted_method(tmp_path / "w.safetensors", progress=False).name == "basicvsr-vimeo-bi+adapt"
+
+
+@pytest.mark.slow
+def test_per_clip_adaptation_method_starts_from_the_official_weights_each_clip(shared):
+    """``basicvsr-vimeo-bi+adapt``: 0 iterations is the base method; each clip starts again from the official weights."""
+    checkpoint = shared("weights", "basicvsr", "BasicVSR_Vimeo90K_BIx4.pth")
+    gt = np.stack([np.asarray(Image.open(p).convert("RGB"))[:320, :320] for p in
+                   sorted(shared("data", "frames", "vid4_GT", "calendar").glob("*.png"))[:3]])
+    lr = bi_degrade(gt)
+    options = {"checkpoint": str(checkpoint), "device": "cpu", "progress": "false"}
+    base = load_method("basicvsr-vimeo-bi", **options)(lr)
+    unchanged = load_method("basicvsr-vimeo-bi+adapt", iterations="0", **options)
+    assert unchanged.name == "basicvsr-vimeo-bi+adapt"
+    np.testing.assert_array_equal(unchanged(lr), base)
+
+    method = load_method("basicvsr-vimeo-bi+adapt", iterations="2", batch_size="1", num_frames="2", **options)
+    first = method(lr)
+    assert not np.array_equal(first, base) and len(method.last_losses) == 2
+    np.testing.assert_array_equal(method(lr), first)  # weights reset between clips, seeded sampling

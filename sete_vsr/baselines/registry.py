@@ -230,12 +230,18 @@ def resolve_checkpoint(spec: BaselineSpec, checkpoint: str | os.PathLike | None 
     return target
 
 
-def load_baseline_model(name: str, checkpoint: str | os.PathLike | None = None) -> nn.Module:
-    """The network of baseline ``name`` with its official weights (strictly loaded), in eval mode, on CPU."""
+def load_baseline_model(
+    name: str, checkpoint: str | os.PathLike | None = None, arch_kwargs: dict | None = None
+) -> nn.Module:
+    """The network of baseline ``name`` with its official weights (strictly loaded), in eval mode, on CPU.
+
+    ``arch_kwargs`` replaces the registry's constructor arguments, for a ``checkpoint`` of another size
+    (e.g. a tiny random network in tests).
+    """
     from .checkpoints import load_checkpoint
 
     spec = get_spec(name)
-    model = build_architecture(spec.arch, **spec.arch_kwargs)
+    model = build_architecture(spec.arch, **(spec.arch_kwargs if arch_kwargs is None else arch_kwargs))
     load_checkpoint(model, resolve_checkpoint(spec, checkpoint))
     return model.eval()
 

@@ -63,6 +63,40 @@ def tiny_sam2_vision_config():
     return Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[64, 32, 16, 8])
 
 
+def tiny_sam2_model(seed: int = 0):
+    """A random-weight promptable ``Sam2Model`` (image encoder, prompt encoder, mask decoder) for 64-pixel inputs.
+
+    The mask generators of :mod:`sete_vsr.plugins.sam_prior` run it on any frame size in milliseconds; save it with
+    ``save_pretrained(DIR)`` and pass ``sam2=DIR`` to SEEM's training and method.
+    """
+    import torch
+    from transformers import Sam2Config, Sam2Model
+
+    backbone = dict(
+        model_type="sam2_hiera_det_model",
+        image_size=[64, 64],
+        hidden_size=8,
+        embed_dim_per_stage=[8, 16, 32, 64],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
+        blocks_per_stage=[1, 1, 1, 1],
+        window_size_per_stage=[4, 4, 4, 2],
+        global_attention_blocks=[],
+        window_positional_embedding_background_size=[2, 2],
+    )
+    config = Sam2Config(
+        vision_config=dict(
+            backbone_config=backbone,
+            backbone_channel_list=[64, 32, 16, 8],
+            backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]],
+            fpn_hidden_size=16,
+        ),
+        prompt_encoder_config=dict(hidden_size=16, image_size=64, patch_size=16, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=16, mlp_dim=32, num_attention_heads=2, iou_head_hidden_dim=16),
+    )
+    torch.manual_seed(seed)
+    return Sam2Model(config)
+
+
 def tiny_autoencoder_kl(temporal: bool = False, **overrides: Any):
     """A random-weight SD-like VAE at toy width: ``block_out_channels=(32, 64)``, 4 latent channels.
 

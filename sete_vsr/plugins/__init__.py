@@ -1,1 +1,5 @@
-"""Plug-in blocks for the CNN baselines: SEEM and the Semantic Lens blocks."""
+"""Plug-in blocks for the CNN baselines: SEEM and the Semantic Lens blocks.
+
+SEEM also comes as methods (``<base>+seem``, :mod:`sete_vsr.plugins.method`) and with its fine-tuning entry,
+``accelerate launch -m sete_vsr.plugins.train_seem CONFIG.yaml`` (:mod:`sete_vsr.plugins.train_seem`).
+"""

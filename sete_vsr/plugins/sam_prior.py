@@ -24,12 +24,15 @@ Two parts:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sete_vsr.errors import SeteVSRError
 
 __all__ = [
     "DEFAULT_SAM2_MODEL",
@@ -249,7 +252,12 @@ def load_mask_generator(
 ) -> MaskGenerator:
     """SEEM's mask prior for ``backend`` in ``{"auto", "sam2", "transformers"}``.
 
-    ``"auto"`` uses the ``sam2`` package when it is installed and transformers otherwise.
+    ``"auto"`` uses the ``sam2`` package when it is installed and transformers otherwise. ``model_id`` is a Hub
+    id or, for transformers, a local folder written by ``Sam2Model.save_pretrained``.
+
+    Raises:
+        SeteVSRError: an unknown backend, or weights that cannot be loaded (no such folder, or a Hub id that is
+            neither in the Hugging Face cache nor downloadable, e.g. offline).
     """
     if backend == "auto":
         try:
@@ -258,11 +266,31 @@ def load_mask_generator(
             backend = "transformers"
         else:
             backend = "sam2"
-    if backend == "sam2":
-        return Sam2PackageMasks.from_pretrained(model_id, points_per_side=points_per_side, device=device)
-    if backend == "transformers":
+    if backend not in ("sam2", "transformers"):
+        raise SeteVSRError(f"unknown SAM backend {backend!r}: expected 'auto', 'sam2' or 'transformers'")
+    try:
+        if backend == "sam2":
+            return Sam2PackageMasks.from_pretrained(model_id, points_per_side=points_per_side, device=device)
         return Sam2PointGridMasks.from_pretrained(model_id, device=device, points_per_side=points_per_side)
-    raise ValueError(f"unknown SAM backend {backend!r}: expected 'auto', 'sam2' or 'transformers'")
+    except OSError as err:  # transformers and huggingface_hub report missing files and failed downloads so
+        raise SeteVSRError(_unavailable_weights_message(model_id, backend, err)) from err
+
+
+def _unavailable_weights_message(model_id: str, backend: str, err: OSError) -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if Path(model_id).is_dir():
+        where = f"the folder {model_id} holds no SAM2 weights the {backend} backend can load ({reason})"
+    else:
+        where = (
+            f"{model_id!r} is not a local folder, and as a Hub id it is neither in the Hugging Face cache "
+            f"{HF_HUB_CACHE} nor downloadable ({reason})"
+        )
+    return (
+        f"cannot load the SAM2 mask generator: {where}. Pass sam2=DIR, a folder written by transformers' "
+        f"Sam2Model.save_pretrained (with the transformers backend), or download {DEFAULT_SAM2_MODEL} once online"
+    )
 
 
 class ResidualBlock(nn.Module):

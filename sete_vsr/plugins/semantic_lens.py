@@ -23,6 +23,9 @@ video instance segmentation weights are not used here; SAM2 stands in for them:
   per frame, not video-wise: SAM2's image masks carry no identity across frames, so :func:`associate_masks`
   matches a supporting frame's masks to the reference frame's masks by IoU (Hungarian assignment) before
   IMAGE uses them, in place of the video instance decoder's consistent identities.
+
+Efficient tuning trains only these blocks inside a pretrained network: :func:`semantic_lens_parameters`
+lists their parameters and :func:`freeze_all_but_semantic_lens` freezes the rest.
 """
 
 from __future__ import annotations
@@ -32,7 +35,17 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-__all__ = ["GPS", "IMAGE", "ISEE", "SPACE", "associate_masks", "global_token", "instance_tokens"]
+__all__ = [
+    "GPS",
+    "IMAGE",
+    "ISEE",
+    "SPACE",
+    "associate_masks",
+    "freeze_all_but_semantic_lens",
+    "global_token",
+    "instance_tokens",
+    "semantic_lens_parameters",
+]
 
 
 def global_token(embeddings: torch.Tensor) -> torch.Tensor:
@@ -72,7 +85,7 @@ def associate_masks(reference: torch.Tensor, support: torch.Tensor, min_iou: flo
     ref, sup = reference.flatten(2).float(), support.flatten(2).float()
     inter = torch.einsum("bip,bjp->bij", ref, sup)
     union = ref.sum(2)[:, :, None] + sup.sum(2)[:, None, :] - inter
-    iou = (inter / union.clamp_min(1.0)).cpu()
+    iou = (inter / union.clamp_min(1.0)).detach().cpu()
     out = torch.zeros_like(support)
     for b in range(iou.shape[0]):
         rows, cols = linear_sum_assignment(iou[b].numpy(), maximize=True)
@@ -122,9 +135,10 @@ class ISEE(nn.Module):
     """Instance-Specific Semantic Embedding Encoder (Eq. 9-11).
 
     ``Q = F~ W^Q`` (one query per pixel), ``K = O W^K``, ``V = O W^V`` (one key/value per instance token),
-    ``A = softmax(Q K^T / sqrt(D))``, ``F_sa = A V``. Padding tokens are masked out; a pixel with no valid
-    token receives zero. ``F_sa`` is brought back to ``C`` channels by an output projection that starts
-    at zero and added to the input, so the block is the identity at init.
+    ``A = softmax(Q K^T / sqrt(D))``, ``F_sa = A V``. Padding tokens are masked out; a frame with no valid
+    token receives nothing (not even the output projection's bias). ``F_sa`` is brought back to ``C``
+    channels by an output projection that starts at zero and added to the input, so the block is the
+    identity at init.
 
     Args:
         channels: ``C``, feature channels.
@@ -149,7 +163,7 @@ class ISEE(nn.Module):
         q = self.to_q(feature.flatten(2).transpose(1, 2))
         k, v = self.to_k(tokens), self.to_v(tokens)
         attn = _masked_softmax(q @ k.transpose(1, 2) * self.scale, valid[:, None, :], dim=-1)
-        out = self.to_out(attn @ v)
+        out = self.to_out(attn @ v) * valid.any(dim=1)[:, None, None]
         return feature + out.transpose(1, 2).reshape(b, c, h, w)
 
 
@@ -187,7 +201,8 @@ class IMAGE(nn.Module):
     The background (pixels in no mask) counts as one more instance, and window positions outside the
     frame are masked. The attended values, projected back to ``C`` channels by a zero-initialised
     1 x 1 convolution, are added to the supporting feature, so the block returns the supporting
-    feature unchanged at init; a reference pixel with nothing allowed keeps its supporting feature.
+    feature unchanged at init; a reference pixel with nothing allowed keeps its supporting feature (the
+    output projection's bias is not added there).
 
     The masks' channel ``i`` must be the same instance in both frames (see :func:`associate_masks`).
 
@@ -234,6 +249,21 @@ class IMAGE(nn.Module):
         q = self.to_q(reference).flatten(2)
         k = self._windows(self.to_k(support))
         v = self._windows(self.to_v(support))
-        attn = _masked_softmax(torch.einsum("bdp,bdjp->bjp", q, k), self.allowed(reference_masks, support_masks), 1)
+        allowed = self.allowed(reference_masks, support_masks)
+        attn = _masked_softmax(torch.einsum("bdp,bdjp->bjp", q, k), allowed, 1)
         aligned = torch.einsum("bjp,bdjp->bdp", attn, v).unflatten(2, (h, w))
-        return support + self.to_out(aligned)
+        return support + self.to_out(aligned) * allowed.any(dim=1).view(b, 1, h, w)
+
+
+def semantic_lens_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """``(name, parameter)`` of every :class:`GPS`, :class:`ISEE` and :class:`IMAGE` inside ``model``."""
+    ids = {id(p) for module in model.modules() if isinstance(module, (GPS, ISEE, IMAGE)) for p in module.parameters()}
+    return [(name, p) for name, p in model.named_parameters() if id(p) in ids]
+
+
+def freeze_all_but_semantic_lens(model: nn.Module) -> list[str]:
+    """Efficient tuning: only the Semantic Lens blocks stay trainable. Returns the names of the trainable parameters."""
+    trainable = dict(semantic_lens_parameters(model))
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in trainable)
+    return list(trainable)

@@ -176,6 +176,17 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     Raises:
         SeteVSRError: missing file, unknown key, malformed override or a value of the wrong type.
     """
+    config = load_dataclass_config(TrainConfig, path, overrides)
+    _check(config)
+    return config
+
+
+def load_dataclass_config(cls: type, path: str | Path | None, overrides: list[str] = ()):
+    """:func:`load_config` for any config dataclass ``cls`` (nested dataclasses are sections), without value checks.
+
+    Raises:
+        SeteVSRError: missing file, unknown key, malformed override or a value of the wrong type.
+    """
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -195,13 +206,11 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
             if not isinstance(section, dict):
                 raise SeteVSRError(f"cannot override {key!r}: {parent!r} is not a section")
         section[leaf] = yaml.safe_load(text) if text else None
-    config = _build(TrainConfig, values, "")
-    _check(config)
-    return config
+    return _build(cls, values, "")
 
 
-def save_config(config: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML (loadable with :func:`load_config`)."""
+def save_config(config, path: str | Path) -> None:
+    """Write a resolved config dataclass as YAML (loadable with :func:`load_config` or :func:`load_dataclass_config`)."""
     Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
 
@@ -240,7 +249,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str):
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
-    """``value`` as type ``hint`` (``int``, ``float``, ``bool``, ``str``, ``list[str]`` or their optionals)."""
+    """``value`` as type ``hint`` (``int``, ``float``, ``bool``, ``str``, ``list[str]``, ``dict`` or their optionals)."""
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -250,6 +259,10 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise SeteVSRError(f"config key {key} must be a list, got {value!r}")
         return [_convert(item, typing.get_args(hint)[0], key) for item in value]
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise SeteVSRError(f"config key {key} must be a mapping, got {value!r}")
+        return dict(value)
     if hint is bool and isinstance(value, bool):
         return value
     if hint is int and isinstance(value, int) and not isinstance(value, bool):

@@ -178,14 +178,15 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return sorted((p for p in found if p.name[len(CHECKPOINT_PREFIX) :].isdigit()), key=checkpoint_step)
 
 
-def find_resume_checkpoint(config: TrainConfig) -> Path | None:
+def find_resume_checkpoint(config: TrainConfig, resume_keys: tuple[str, ...] = RESUME_KEYS) -> Path | None:
     """The checkpoint to resume from, after checking it was written by a run with the same structural config.
 
     ``latest`` with no checkpoint yet starts a fresh run (so the same command can start and continue a job).
+    ``resume_keys`` are the config keys that must match (another trainer's config passes its own).
 
     Raises:
         SeteVSRError: the folder does not exist, is not a checkpoint of this trainer, or differs in a
-            :data:`~sete_vsr.train.config.RESUME_KEYS` key.
+            ``resume_keys`` key (:data:`~sete_vsr.train.config.RESUME_KEYS` by default).
     """
     if config.resume_from_checkpoint is None:
         return None
@@ -203,7 +204,7 @@ def find_resume_checkpoint(config: TrainConfig) -> Path | None:
     if not saved_config.is_file():
         raise SeteVSRError(f"resume_from_checkpoint={path} is not a checkpoint of this trainer (no {CONFIG_NAME})")
     saved = yaml.safe_load(saved_config.read_text())
-    different = [key for key in RESUME_KEYS if saved.get(key) != getattr(config, key)]
+    different = [key for key in resume_keys if saved.get(key) != getattr(config, key)]
     if different:
         details = ", ".join(f"{key}: checkpoint {saved.get(key)!r}, config {getattr(config, key)!r}" for key in different)
         raise SeteVSRError(f"checkpoint {path} does not match the config ({details})")
