@@ -3,13 +3,16 @@
 Each subcommand lives in ``sete_vsr/commands/<name>.py`` with two functions:
 ``add_arguments(parser)`` (cheap: no torch import) and ``run(args) -> int``.
 Errors the user can fix are :class:`~sete_vsr.errors.SeteVSRError`: they are
-printed as one line and the process exits with status 2.
+printed as one line and the process exits with status 2. Failures of the system (a full disk, an
+unreadable file, running out of GPU memory) are printed as one line too, with status 1; set
+``SETE_VSR_DEBUG=1`` to see their traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> (module, one-line help)
@@ -54,6 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sete-vsr {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (OSError, MemoryError, RuntimeError) as err:
+        if os.environ.get("SETE_VSR_DEBUG"):
+            raise
+        print(f"sete-vsr {args.command}: failed: {_system_error_line(err)}", file=sys.stderr)
+        return 1
+
+
+def _system_error_line(err: BaseException) -> str:
+    """One line for an error of the system rather than of the input, with a hint where one helps."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, MemoryError) or "out of memory" in first.lower():
+        return (
+            f"out of memory ({first}); lower --tile-size, --window-length or --max-frames, use --dtype fp16 "
+            "or --cpu-offload"
+        )
+    return f"{first} (set SETE_VSR_DEBUG=1 for the traceback)"
 
 
 if __name__ == "__main__":

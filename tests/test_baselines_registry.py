@@ -71,6 +71,20 @@ def test_local_file_is_found_by_name_and_hash_checked(weights_env, shared):
         resolve_checkpoint(get_spec("basicvsr-reds4"))
 
 
+def test_weights_dir_and_its_architecture_subfolder_are_searched(weights_env, shared, tmp_path):
+    """``sete-vsr eval --weights-dir shared/weights`` finds ``basicvsr/BasicVSR_Vimeo90K_BIx4.pth``."""
+    from sete_vsr.eval.weights import set_weight_dirs
+
+    official = shared("weights", "basicvsr", "BasicVSR_Vimeo90K_BIx4.pth")
+    (tmp_path / "given" / "basicvsr").mkdir(parents=True)
+    (tmp_path / "given" / "basicvsr" / official.name).symlink_to(official)
+    set_weight_dirs([tmp_path / "given"])
+    try:
+        assert resolve_checkpoint(get_spec("basicvsr-vimeo-bi")) == tmp_path / "given" / "basicvsr" / official.name
+    finally:
+        set_weight_dirs([])
+
+
 def test_generator_selection_prefers_ema():
     a, b = torch.zeros(1), torch.ones(1)
     mmagic = {"meta": {}, "state_dict": {"generator.x": a, "generator_ema.x": b, "discriminator.y": a, "step_counter": a}}

@@ -133,3 +133,23 @@ def test_real_clip_end_to_end(model, shared, tmp_path, capsys):
     assert (info.num_frames, info.width, info.height) == (4, 704, 576)
     assert info.fps == source.fps
     assert "upscaled 4 frames 176x144 -> 704x576" in capsys.readouterr().out
+
+
+def test_disk_full_mid_write_is_one_line_and_no_output(model, tmp_path, capsys, monkeypatch):
+    """A failure of the system while frames are written: one line, exit 1, and no file that looks complete."""
+    from sete_vsr.data import video_io
+
+    written = []
+
+    def write(self, frame):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(frame)
+
+    source = tmp_path / "in.mp4"
+    write_video(source, frames(3), fps=25)
+    monkeypatch.setattr(video_io.VideoWriter, "write", write)
+    assert main(["upscale", str(source), "-o", str(tmp_path / "out.mp4"), "--model", str(model), *STEPS]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sete-vsr upscale: failed: ") and "No space left" in err[0], err
+    assert outputs(tmp_path) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -86,6 +87,27 @@ def test_save_load_round_trip_gives_identical_frames(pipe, tmp_path):
     with pytest.raises(SeteVSRError, match="safetensors only"):
         pipe.save_pretrained(tmp_path / "pickled", safe_serialization=False)
 
+
+
+def test_push_to_hub_uploads_safetensors_and_the_model_card(pipe, monkeypatch):
+    """``push_to_hub`` as any diffusers pipeline; only the Hub calls themselves are replaced."""
+    from diffusers.utils import hub_utils
+    from huggingface_hub import ModelCard, RepoUrl
+
+    uploaded = {}
+
+    def upload_folder(repo_id, folder_path, **kwargs):
+        files = {p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()}
+        uploaded.update(repo_id=repo_id, files=files, card=(Path(folder_path) / "README.md").read_text())
+
+    monkeypatch.setattr(hub_utils, "create_repo", lambda repo_id, **kw: RepoUrl(f"https://huggingface.co/{repo_id}"))
+    monkeypatch.setattr(hub_utils, "load_or_create_model_card", lambda *a, **kw: ModelCard("empty"))
+    monkeypatch.setattr(hub_utils, "upload_folder", upload_folder)
+    pipe.push_to_hub("someone/sete-vsr-tiny")
+    assert uploaded["repo_id"] == "someone/sete-vsr-tiny"
+    assert {"model_index.json", "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= uploaded["files"]
+    assert not any(f.endswith((".bin", ".pt", ".pth")) for f in uploaded["files"])
+    assert "SeTe-VSR" in uploaded["card"] and "SeTeUNetModel" in uploaded["card"]
 
 def test_video_that_fits_one_window_is_one_window(pipe):
     video = lr_frames(4, 8, 8)  # the tiny U-Net's window is 4 frames

@@ -247,3 +247,17 @@ def test_user_errors_are_clear(unet):
         model.set_empty_prompt_embeds(torch.randn(1, 3, 3))
     with pytest.raises(SeteVSRError, match="unknown SeTe U-Net options"):
         SeTeUNetModel.from_unet2d(unet, not_an_option=1)
+
+
+def test_default_semantic_tokens_are_256_pooled_sam2_cells(unet):
+    """Without the tiny preset's options: 256 tokens (16x16 cells of the 64x64 SAM2 map), 256 channels in."""
+    model = SeTeUNetModel.from_unet2d(unet)
+    assert model.config.num_semantic_tokens == 256 and model.config.semantic_channels == 256
+    embeds = torch.randn(2, 256, 64, 64)
+    tokens = model.semantic_tokenizer(embeds)
+    assert tokens.shape == (2, 256, model.config.semantic_token_dim)
+    # each token is its 4x4 cell of the embedding map: changing one cell changes one token only
+    changed = embeds.clone()
+    changed[:, :, :4, 4:8] += 1.0
+    moved = (model.semantic_tokenizer(changed) - tokens).abs().amax(dim=(0, 2))
+    assert moved.nonzero().flatten().tolist() == [1]

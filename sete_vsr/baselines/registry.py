@@ -3,8 +3,10 @@
 A checkpoint is looked for, in order:
 
 1. the path given as ``checkpoint=`` (used as is, no hash check: it may be your own fine-tune);
-2. the folders in ``$SETE_VSR_WEIGHTS`` (``os.pathsep``-separated), under the official file name
-   or the same name without its ``-<sha256 prefix>`` suffix (e.g. ``BasicVSR_Vimeo90K_BIx4.pth``);
+2. the weight folders of :func:`sete_vsr.eval.weights.weight_dirs` (``sete-vsr eval --weights-dir``,
+   ``$SETE_VSR_WEIGHTS``, ``$SETE_VSR_SHARED/weights``, ...), each directly or in a subfolder named after the
+   architecture (``basicvsr/``, ``edvr/``, ...), under the official file name or the same name without its
+   ``-<sha256 prefix>`` suffix (e.g. ``weights/basicvsr/BasicVSR_Vimeo90K_BIx4.pth``);
 3. the download cache ``$SETE_VSR_CACHE/baselines`` (default ``~/.cache/sete-vsr/baselines``);
 4. a download from the official URL into that cache, unless offline (``HF_HUB_OFFLINE=1`` or
    ``SETE_VSR_OFFLINE=1``). The file's sha256 must start with the prefix in its name.
@@ -171,9 +173,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SETE_VSR_CACHE", Path.home() / ".cache" / "sete-vsr")) / "baselines"
 
 
-def _search_dirs() -> list[Path]:
-    dirs = [Path(p).expanduser() for p in os.environ.get("SETE_VSR_WEIGHTS", "").split(os.pathsep) if p]
-    return [*dirs, cache_dir()]
+def _search_dirs(spec: BaselineSpec) -> list[Path]:
+    from ..eval.weights import weight_dirs
+
+    return [*(sub for d in weight_dirs() for sub in (d, d / spec.arch)), cache_dir()]
 
 
 def _offline() -> bool:
@@ -205,7 +208,7 @@ def resolve_checkpoint(spec: BaselineSpec, checkpoint: str | os.PathLike | None 
             raise SeteVSRError(f"checkpoint not found: {path}")
         return path
     looked = []
-    for folder in _search_dirs():
+    for folder in _search_dirs(spec):
         for file_name in spec.local_names:
             path = folder / file_name
             looked.append(str(path))
@@ -214,7 +217,7 @@ def resolve_checkpoint(spec: BaselineSpec, checkpoint: str | os.PathLike | None 
     if _offline():
         raise SeteVSRError(
             f"no checkpoint for {spec.name} and downloads are off (offline); looked for {', '.join(looked)}. "
-            f"Download {spec.url} into a folder listed in SETE_VSR_WEIGHTS, or pass checkpoint=PATH"
+            f"Download {spec.url} into a folder listed in SETE_VSR_WEIGHTS or --weights-dir, or pass checkpoint=PATH"
         )
     import torch.hub
 
@@ -261,3 +264,13 @@ def load_baseline(name: str, checkpoint: str | os.PathLike | None = None, **opti
     model = load_baseline_model(name, checkpoint)
     wrapper = SlidingWindowBaselineMethod if spec.arch == "edvr" else RecurrentBaselineMethod
     return wrapper(model, name=name, **options)
+
+
+def _baseline_options(name: str) -> frozenset[str]:
+    """What ``load_baseline(name, ...)`` accepts: ``checkpoint`` and its wrapper's options."""
+    from .method import wrapper_options
+
+    return frozenset({"checkpoint"}) | wrapper_options(get_spec(name).arch)
+
+
+load_baseline.accepted_options = _baseline_options  # read by sete_vsr.methods.method_options
