@@ -12,6 +12,7 @@ the others.
 from __future__ import annotations
 
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -56,6 +57,15 @@ _METHODS.update(
         f"{name}+seem": ("sete_vsr.plugins.method:SEEMMethod", {"base": name})
         for name in _BASELINE_NAMES
         if name.startswith(("basicvsr-", "edvr-"))
+    }
+)
+# BasicVSR with the Semantic Lens blocks (paper 001), SAM2 masks and embeddings as the semantics; trained
+# weights with option semantic_lens_weights=FILE, untrained (equal to the base) without
+_METHODS.update(
+    {
+        f"{name}+semantic-lens": ("sete_vsr.plugins.method:SemanticLensMethod", {"base": name})
+        for name in _BASELINE_NAMES
+        if name.startswith("basicvsr-")
     }
 )
 
@@ -106,11 +116,59 @@ def available_methods() -> list[str]:
     return sorted(_METHODS)
 
 
-def load_method(name: str, **options) -> VSRMethod:
-    """Build the method called ``name``; ``options`` (e.g. ``device``, ``checkpoint``) override its presets."""
+def signature_options(factory) -> frozenset[str]:
+    """The keyword parameters of ``factory`` (a function or a class), ``**kwargs`` left out."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in inspect.signature(factory).parameters.values() if p.kind in kinds)
+
+
+def _factory(name: str):
     if name not in _METHODS:
         raise SeteVSRError(f"unknown method {name!r}; available: {', '.join(sorted(_METHODS))}")
     target, presets = _METHODS[name]
     module_name, factory = target.split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, factory)(**{**presets, **options})
+    return getattr(importlib.import_module(module_name), factory), presets
+
+
+def method_options(name: str) -> frozenset[str] | None:
+    """The option names ``load_method(name, ...)`` accepts, or None when it accepts any.
+
+    A factory that forwards ``**options`` to another one says what it accepts with an
+    ``accepted_options(**presets)`` attribute; otherwise its signature does (a ``**kwargs`` without
+    that attribute accepts anything). The presets of ``name`` (``base``, ...) are not options.
+    """
+    factory, presets = _factory(name)
+    hook = getattr(factory, "accepted_options", None)
+    if hook is not None:
+        accepted = frozenset(hook(**presets))
+    else:
+        parameters = inspect.signature(factory).parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return None
+        accepted = signature_options(factory)
+    return accepted - set(presets)
+
+
+def check_options(name: str, options, accepted: frozenset[str] | None = None) -> None:
+    """Raise a one-line :class:`SeteVSRError` unless method ``name`` accepts every key of ``options``.
+
+    ``accepted``: :func:`method_options` of ``name`` (looked up when not given).
+    """
+    accepted = method_options(name) if accepted is None else accepted
+    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    if unknown:
+        raise SeteVSRError(
+            f"method {name} does not take the option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(sorted(accepted)) or 'none'}"
+        )
+
+
+def load_method(name: str, **options) -> VSRMethod:
+    """Build the method called ``name``; ``options`` (e.g. ``device``, ``checkpoint``) override its presets.
+
+    Raises:
+        SeteVSRError: an unknown name, or an option the method does not take (:func:`method_options`).
+    """
+    factory, presets = _factory(name)
+    check_options(name, options)
+    return factory(**{**presets, **options})

@@ -270,3 +270,47 @@ def test_per_clip_adaptation_method_starts_from_the_official_weights_each_clip(s
     first = method(lr)
     assert not np.array_equal(first, base) and len(method.last_losses) == 2
     np.testing.assert_array_equal(method(lr), first)  # weights reset between clips, seeded sampling
+
+
+def test_pseudo_pair_scale_factor_and_crop_stay_in_range(monkeypatch):
+    """Lines 3-4: ``s`` in [0.8, 0.95], the target's factor ``P / crop`` too, and every crop inside the frame."""
+    from sete_vsr.adaptation import self_supervised
+
+    resized = []
+    real_imresize = self_supervised.imresize
+
+    def spy(patch, size):
+        resized.append(patch)
+        return real_imresize(patch, size=size)
+
+    class Recording:
+        """``np.random.Generator`` that remembers its draws (the sampler calls ``integers`` and ``uniform``)."""
+
+        def __init__(self, seed):
+            self.rng, self.draws = np.random.default_rng(seed), []
+
+        def integers(self, *args):
+            self.draws.append(int(self.rng.integers(*args)))
+            return self.draws[-1]
+
+        def uniform(self, *args):
+            self.draws.append(float(self.rng.uniform(*args)))
+            return self.draws[-1]
+
+    monkeypatch.setattr(self_supervised, "imresize", spy)
+    # P = 20: plain rounding would give 20 / 21 = 0.952 for s above 0.93
+    for p, (h, w) in [(20, (25, 31)), (32, (40, 47)), (256, (320, 333))]:  # the largest crop just fits the height
+        restored = np.random.default_rng(p).integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+        sampler = PseudoPairSampler(restored, AdaptationConfig(patch_size=p, num_frames=2), 2, False)
+        rng = Recording(0)
+        for _ in range(40 if p == 256 else 200):
+            del resized[:], rng.draws[:]
+            y_lr, y = sampler.sample(rng)
+            t, s, top, left = rng.draws
+            (patch,) = resized
+            crop = patch.shape[1]
+            assert 0.8 <= s <= 0.95
+            assert 0.8 <= p / crop <= 0.95 and abs(p / crop - s) <= s * s / p  # nearest in-range size to P / s
+            assert patch.shape == (2, crop, crop, 3) and 0 <= top <= h - crop and 0 <= left <= w - crop
+            np.testing.assert_array_equal(patch, restored[sampler.frame_indices(t), top : top + crop, left : left + crop])
+            assert y.shape == (2, p, p, 3) and y_lr.shape == (2, p // 4, p // 4, 3)

@@ -85,7 +85,7 @@ def test_crop_and_flips_are_the_same_for_every_frame(reds_root):
         ds.set_epoch(epoch)
         for i in range(len(ds)):
             item = ds[i]
-            hr = ((item["hr"].numpy() + 1) * 127.5).round().transpose(0, 2, 3, 1)
+            hr = ((item["hr"].numpy() + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 1)
             diffs = hr - hr[:1]
             for t in range(5):
                 np.testing.assert_allclose(diffs[t], 4 * t, atol=1e-3)
@@ -290,3 +290,65 @@ def test_latent_cache_round_trip(tmp_path, reds_root):
         precompute(ds, encoders, out)
     with pytest.raises(SeteVSRError, match="no cache index"):
         CachedDataset(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------ through the trainer's builder
+
+
+def _train_config(*overrides: str):
+    from sete_vsr.train.config import load_config
+
+    return load_config(None, ["pretrained_model=unused", "data.num_frames=2", "data.crop_size=32", *overrides])
+
+
+def test_trainer_builds_reds_without_reds4(reds_root):
+    from sete_vsr.train.loop import build_train_dataset
+
+    ds = build_train_dataset(_train_config("data.type=reds", f"data.root={reds_root}", "data.degradation=BI"))
+    assert isinstance(ds, REDSDataset) and [c.name for c in ds.clips] == ["001", "030"]
+    kept = build_train_dataset(_train_config("data.type=reds", f"data.root={reds_root}", "data.exclude=[]"))
+    assert len(kept) == 7
+    frames = build_train_dataset(_train_config("data.type=frames", f"data.root={reds_root}"))
+    assert len(frames) == 7  # REDS4 is left out only for the reds type
+
+
+def test_trainer_builds_videos(tmp_path):
+    from sete_vsr.train.loop import build_train_dataset
+
+    (tmp_path / "videos").mkdir()
+    for k in range(2):
+        frames = np.stack([np.full((48, 64, 3), 20 * i + k, np.uint8) for i in range(6)])
+        _write_video(tmp_path / "videos" / f"v{k}.mp4", frames)
+    config = _train_config("data.type=videos", f"data.root={tmp_path / 'videos'}", "data.exclude=[v1]", "seed=3")
+    ds = build_train_dataset(config)
+    assert isinstance(ds, VideoFolderDataset) and [c.name for c in ds.clips] == ["v0"]
+    item = ds[0]
+    assert item["hr"].shape == (2, 3, 32, 32) and item["lr"].shape == (2, 3, 8, 8) and "hr_usm" in item
+    torch.testing.assert_close(build_train_dataset(config)[0]["lr"], item["lr"], rtol=0, atol=0)  # seeded by `seed`
+
+
+def test_trainer_builds_paired(paired_roots):
+    from sete_vsr.train.loop import build_train_dataset
+
+    lr_root, hr_root = paired_roots
+    config = _train_config("data.type=paired", f"data.root={hr_root}", f"data.lr_root={lr_root}", "data.crop_size=24")
+    ds = build_train_dataset(config)
+    assert isinstance(ds, PairedFolderDataset) and len(ds) == 2
+    item = ds[0]
+    torch.testing.assert_close(item["hr"][:, :, ::4, ::4], item["lr"], rtol=0, atol=0)
+    assert item["hr_usm"].shape == item["hr"].shape
+    with pytest.raises(SeteVSRError, match="needs data.lr_root"):
+        build_train_dataset(_train_config("data.type=paired", f"data.root={hr_root}"))
+
+
+def test_usm_gt_reaches_the_dataset(reds_root):
+    from sete_vsr.data.realbasicvsr import unsharp_mask
+    from sete_vsr.train.loop import build_train_dataset
+
+    base = ["data.type=reds", f"data.root={reds_root}", "data.degradation=BI", "data.augment=false"]
+    item = build_train_dataset(_train_config(*base))[0]  # default: on, as RealBasicVSR trains
+    hr = ((item["hr"].numpy() + 1) * 127.5).round().astype(np.uint8).transpose(0, 2, 3, 1)
+    expected = np.stack([unsharp_mask(f) for f in hr]) / 127.5 - 1
+    np.testing.assert_allclose(item["hr_usm"].numpy(), expected.transpose(0, 3, 1, 2), atol=1e-5)
+    assert "hr_usm" not in build_train_dataset(_train_config(*base, "data.usm_gt=false"))[0]
+    assert "hr_usm" not in build_train_dataset(_train_config(*base, "stage=vae"))[0]  # the VAE stage: plain GT

@@ -48,7 +48,7 @@ def test_runner_reports_and_cache(folder_dataset, tmp_path, monkeypatch):
     settings = EvalSettings(out=tmp_path / "out", progress=False)
     results = evaluate(dataset, {"bicubic": "bicubic", "nearest": nearest}, ["psnr", "ssim_y", "ewarp", "tof", "lpips"], settings)
     assert nearest.calls == 2
-    assert set(results["metrics"]) == {"psnr", "ssim_y", "ewarp", "tof"}
+    assert set(results["metrics"]) == {"psnr", "ssim_y", "ewarp_dis", "tof"}  # the flow backend is in the name
     assert results["skipped"]["lpips"].startswith("skipped: weights unavailable")
     assert results["summary"]["psnr"]["bicubic"] > results["summary"]["psnr"]["nearest"]
     assert len(results["per_frame"]["psnr"]["nearest"]["a"]) == 5
@@ -79,7 +79,7 @@ def test_runner_reports_and_cache(folder_dataset, tmp_path, monkeypatch):
 def test_lr_only_dataset_skips_reference_metrics(folder_dataset, tmp_path):
     dataset = resolve_dataset("folder-lr", folder_dataset)
     results = evaluate(dataset, {"nearest": Counting()}, ["psnr", "ewarp"], EvalSettings(out=tmp_path / "o", progress=False))
-    assert "needs ground truth" in results["skipped"]["psnr"] and "ewarp" in results["summary"]
+    assert "needs ground truth" in results["skipped"]["psnr"] and "ewarp_dis" in results["summary"]
     assert results["dataset"]["degradation"] is None
 
 
@@ -125,7 +125,7 @@ def test_cli_vid4_bicubic_end_to_end(shared, tmp_path, capsys):
     assert results["dataset"]["clips"] == ["calendar", "city", "foliage", "walk"]
     assert 22.5 < results["summary"]["psnr_y"]["bicubic"] < 25.0
     assert results["summary"]["tof"]["bicubic"] is not None  # frames 3 of 6 is inside the TecoGAN window
-    for name in ("bars.png", "per_frame_psnr_y.png", "per_frame_ewarp.png", "profile_walk.png"):
+    for name in ("bars.png", "per_frame_psnr_y.png", "per_frame_ewarp_dis.png", "profile_walk.png"):
         assert (out / "plots" / name).stat().st_size > 5000
 
 

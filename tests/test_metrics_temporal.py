@@ -33,12 +33,80 @@ def test_occlusion_rule():
     zero = np.zeros((8, 8, 2), np.float32)
     assert not occlusion_mask(zero, zero).any()
     fw = np.full((8, 8, 2), 2.0, np.float32)
-    assert not occlusion_mask(fw, -fw)[:-2, :-2].any()  # consistent: visible (targets leaving the frame are occluded)
+    # consistent everywhere, also where fw points out of the frame: Lai et al.'s Resample2d clamps the
+    # sample at the border (it reads the edge flow, -2), it does not read zeros
+    assert not occlusion_mask(fw, -fw).any()
     assert occlusion_mask(fw, fw).all()  # |bw_w + fw|^2 = 32 > 0.01 * 16 + 0.5
     step = np.zeros((8, 16, 2), np.float32)
     step[:, 4:, 0] = 3.0  # motion boundary between columns 3 and 4
     mask = occlusion_mask(step, -step)
     assert mask[:, 3].all() and not mask[:, 4:12].any()
+
+
+def test_warp_clamps_at_the_border_like_resample2d():
+    img = np.arange(4 * 5, dtype=np.float32).reshape(4, 5)
+    flow = np.zeros((4, 5, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 1.5, -0.25  # out of the frame on the right and at the top
+    out = warp(img, flow)
+    # Resample2d: alpha/beta from the unclamped position, indices clamped to the image
+    ys, xs = np.mgrid[0:4, 0:5].astype(np.float32)
+    x, y = xs + 1.5, ys - 0.25
+    x0, y0 = np.floor(x), np.floor(y)
+    a, b = x - x0, y - y0
+    xl, xr = np.clip(x0, 0, 4).astype(int), np.clip(x0 + 1, 0, 4).astype(int)
+    yt, yb = np.clip(y0, 0, 3).astype(int), np.clip(y0 + 1, 0, 3).astype(int)
+    ref = (1 - a) * (1 - b) * img[yt, xl] + a * (1 - b) * img[yt, xr] + (1 - a) * b * img[yb, xl] + a * b * img[yb, xr]
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_ewarp_name_carries_the_flow_backend():
+    from sete_vsr.eval.metrics import available_metrics, canonical_metric_name
+
+    assert build_metric("ewarp").info.name == "ewarp_dis" == canonical_metric_name("ewarp")  # alias of the default
+    assert build_metric("ewarp_dis").info.name == "ewarp_dis"
+    assert build_metric("ewarp_farneback").info.name == "ewarp_farneback"
+    assert {"ewarp", "ewarp_dis", "ewarp_raft", "ewarp_spynet"} <= set(available_metrics())
+    assert "DIS, preset MEDIUM" in build_metric("ewarp").info.implementation
+
+
+def test_raft_backend_follows_the_protocol(tmp_path, monkeypatch):
+    """raft-things (C+T) weights only, 20 iterations, InputPadder-style centred padding, named in the implementation."""
+    import torch
+    import torchvision.models.optical_flow as optical_flow
+
+    from sete_vsr.eval.weights import WeightsUnavailable
+
+    monkeypatch.setenv("SETE_VSR_WEIGHTS", str(tmp_path))
+    torch.manual_seed(0)
+    state = optical_flow.raft_large(weights=None).state_dict()
+    torch.save(state, tmp_path / "raft_large_C_T_SKHT_V2-ff5fadd5.pth")  # Sintel/KITTI/HD1K fine-tuned: not taken
+    with pytest.raises(WeightsUnavailable, match="raft_large_C_T_V1"):
+        build_metric("ewarp_raft")
+    torch.save(state, tmp_path / "raft_large_C_T_V1-22a6c225.pth")
+
+    calls = []
+    real = optical_flow.raft_large
+
+    def spy(**kwargs):
+        model = real(**kwargs)
+
+        def recording(a, b, num_flow_updates=12):  # no real forward (slow on CPU): flow = the pixel's (x, y)
+            calls.append((tuple(a.shape), num_flow_updates))
+            ys, xs = torch.meshgrid(torch.arange(a.shape[2]), torch.arange(a.shape[3]), indexing="ij")
+            return [torch.stack([xs, ys]).float()[None].expand(a.shape[0], -1, -1, -1)] * num_flow_updates
+
+        model.forward = recording
+        return model
+
+    monkeypatch.setattr(optical_flow, "raft_large", spy)
+    metric = build_metric("ewarp_raft")
+    assert metric.info.name == "ewarp_raft" and "RAFT" in metric.info.label
+    assert "raft_large_C_T_V1-22a6c225.pth" in metric.info.implementation
+    assert "20 iterations" in metric.info.implementation
+    flow = metric.flow_fn(_texture(130, 140)[None], _texture(130, 140, seed=1)[None])  # RAFT needs >= 128 px
+    assert flow.shape == (1, 130, 140, 2)
+    assert calls == [((1, 3, 136, 144), 20)]  # padded 3+3 rows and 2+2 columns ...
+    assert flow[0, 0, 0].tolist() == [2.0, 3.0] and flow[0, -1, -1].tolist() == [141.0, 132.0]  # ... cropped back
 
 
 def test_static_video_has_zero_warping_error_and_flicker_is_worse():

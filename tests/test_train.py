@@ -1,17 +1,23 @@
 """Training: the real ``accelerate launch -m sete_vsr.train`` on CPU, tiny components, real frames from ../shared.
 
-One chain of runs is shared by the module: stage 1 (4 steps) -> stage 2 (2 steps) -> VAE stage (2 steps), each
-started from the previous output folder, as a user would. Error cases and the config are checked in-process
-(they fail before any model is loaded).
+One chain of runs is shared by the module: stage 1 (4 steps, validation every 2) -> stage 2 (2 steps) -> VAE stage
+(2 steps), each started from the previous output folder, as a user would. Two more launches, run side by side, cover
+EMA + gradient accumulation + bf16 with and without periodic validation. Error cases and the config are checked
+in-process (they fail before any model is loaded); the latent cache is checked in-process on synthetic clips.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 import pytest
 import torch
@@ -20,6 +26,7 @@ from safetensors.torch import load_file
 from conftest import ROOT, shared_path
 from sete_vsr.train.__main__ import main as train_main
 from sete_vsr.train.config import load_config
+from sete_vsr.train.loop import CONFIG_NAME, build_train_dataset, collate_clips, diffusion_loss, find_resume_checkpoint
 
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 LAUNCH = [
@@ -76,9 +83,36 @@ def init_dir(tmp_path_factory) -> Path:
     return path
 
 
+def validation_overrides(frames: Path, every: int) -> list[str]:
+    """A 2-frame, 2-step validation render every ``every`` steps (and at the end)."""
+    return [
+        f"validation.root={frames}",
+        "validation.num_frames=2",
+        "validation.num_inference_steps=2",
+        f"validation.every_n_steps={every}",
+    ]
+
+
+def read_events(output_dir: Path) -> dict[str, dict[str, list[int]]]:
+    """``{"scalars"|"images"|"tensors": {tag: [steps]}}`` of the tensorboard event files under ``output_dir/logs``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found: dict[str, dict[str, list[int]]] = {"scalars": {}, "images": {}, "tensors": {}}
+    for events in sorted((output_dir / "logs").rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        for kind, read in (("scalars", accumulator.Scalars), ("images", accumulator.Images)):
+            for tag in tags[kind]:
+                found[kind].setdefault(tag, []).extend(event.step for event in read(tag))
+        for tag in tags["tensors"]:
+            found["tensors"].setdefault(tag, []).extend(event.step for event in accumulator.Tensors(tag))
+    return found
+
+
 @pytest.fixture(scope="module")
 def stage1(frames, init_dir) -> Path:
-    """4 steps of stage 1, batch 1 (3 batches per epoch), a checkpoint every step (limit 2), a final validation."""
+    """4 steps of stage 1, batch 1 (3 batches per epoch), a checkpoint every step (limit 2), validation every 2."""
     output_dir = init_dir.parent / "stage1"
     launch(
         "tiny_stage1.yaml",
@@ -86,12 +120,36 @@ def stage1(frames, init_dir) -> Path:
         "train_batch_size=1",
         "checkpointing_steps=1",
         "checkpoints_total_limit=2",
-        f"validation.root={frames}",
-        "validation.num_frames=2",
-        "validation.num_inference_steps=2",
-        "validation.every_n_steps=0",
+        *validation_overrides(frames, every=2),
     )
     return output_dir
+
+
+@pytest.fixture(scope="module")
+def ema_runs(frames, init_dir) -> tuple[Path, Path, str]:
+    """2 optimizer steps with EMA, 2 accumulated batches per step and bf16, on the 4 Vid4 clips (one epoch of
+    batches of 1): once with a validation render every step, once without (side by side, one thread each).
+
+    Returns ``(with validation, without, stderr of the first)``.
+    """
+    runs = {"validated": validation_overrides(frames, every=1), "plain": []}
+
+    def run(name: str) -> subprocess.CompletedProcess:
+        return launch(
+            "tiny_stage1.yaml",
+            *common(frames, init_dir.parent / f"ema_{name}", init_dir, steps=2),
+            *runs[name],
+            "data.exclude=[]",
+            "train_batch_size=1",
+            "gradient_accumulation_steps=2",
+            "mixed_precision=bf16",
+            "use_ema=true",
+            "checkpointing_steps=2",
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        validated, _ = pool.map(run, runs)
+    return init_dir.parent / "ema_validated", init_dir.parent / "ema_plain", validated.stderr
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +178,62 @@ def test_stage1_trains_the_spatial_unet_and_keeps_its_outputs(stage1, init_dir):
     assert changed(before, after), "stage 1 changed no U-Net tensor"
     assert not changed(load_file(init_dir / VAE), load_file(stage1 / VAE))
     assert not changed(load_file(init_dir / SEMANTIC), load_file(stage1 / SEMANTIC))
-    # Checkpoints every step, total limit 2 enforced; resolved config saved; validation logged.
+    # Checkpoints every step, total limit 2 enforced; resolved config saved; validation recorded.
     assert sorted(p.name for p in stage1.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
     assert load_config(stage1 / "training_config.yaml").max_train_steps == 4
-    assert list((stage1 / "logs").rglob("events.out.tfevents.*"))
     record = json.loads((stage1 / "model_index.json").read_text())["assembled_from"]
     assert [s["stage"] for s in record["training_stages"]] == ["1"]
     assert record["training_stages"][0]["validation/psnr"] > 0
+    assert record["training_stages"][0]["ema"] is False
     assert "stage 1" in (stage1 / "README.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_periodic_validation_logs_psnr_lpips_and_frames(stage1):
+    """validation.every_n_steps=2 over 4 steps: a render at step 2, and the final one at step 4 (not two there)."""
+    events = read_events(stage1)
+    assert events["scalars"]["validation/psnr"] == [2, 4]
+    assert events["images"]["validation/bicubic_output_gt"] == [2, 4]
+    assert events["scalars"]["train_loss"] == [1, 2, 3, 4]
+    # LPIPS is logged, or (without its weights) the reason it was skipped is, as text at each render.
+    lpips = events["scalars"].get("validation/lpips") or events["tensors"].get("validation/lpips_skipped/text_summary")
+    assert lpips == [2, 4], events
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_ema_accumulation_and_bf16(ema_runs, init_dir):
+    """EMA + accumulation 2 + bf16: fp32 trained weights, 2 optimizer steps from 4 batches, the EMA saved, and the
+    validation renders (with the EMA swapped in and out) leave the training itself untouched."""
+    from sete_vsr.models.unet import SeTeUNetModel
+
+    validated, plain, stderr = ema_runs
+    checkpoint = validated / "checkpoint-2"
+    raw = load_file(checkpoint / "model.safetensors")
+    # The validation renders changed nothing in the run: same raw weights as the run without them.
+    assert not changed(raw, load_file(plain / "checkpoint-2" / "model.safetensors"))
+    assert read_events(validated)["scalars"]["validation/psnr"] == [1, 2]
+    # Trainable weights and optimizer state stay fp32 under bf16 (the frozen VAE and SAM2 ran in bf16).
+    saved = load_file(validated / UNET)
+    assert {t.dtype for t in raw.values()} == {t.dtype for t in saved.values()} == {torch.float32}
+    optimizer = torch.load(checkpoint / "optimizer.bin", weights_only=True)
+    assert {s["exp_avg"].dtype for s in optimizer["state"].values()} == {torch.float32}
+    # Optimizer steps follow the accumulation: 2 steps (Adam, scheduler and EMA agree) from 4 batches.
+    assert {int(s["step"]) for s in optimizer["state"].values()} == {2}
+    assert torch.load(checkpoint / "scheduler.bin", weights_only=True)["last_epoch"] == 2
+    ema = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)
+    assert ema["optimization_step"] == 2
+    assert "trained to step 2: 4 batches" in stderr
+    # The saved U-Net holds the EMA of the trained tensors, not the raw weights the checkpoint continues from.
+    names = [name for name, _ in SeTeUNetModel.from_pretrained(init_dir / "unet").stage_parameters(1, False)]
+    assert len(names) == len(ema["shadow_params"])
+    for name, shadow in zip(names, ema["shadow_params"]):
+        assert torch.equal(saved[name], shadow), name
+    assert changed({name: raw[name] for name in names}, saved)
+    assert not changed({name: raw[name] for name in set(raw) - set(names)}, saved)
+    record = json.loads((validated / "model_index.json").read_text())["assembled_from"]
+    assert record["training_stages"][-1]["ema"] is True
 
 
 @pytest.mark.slow
@@ -250,6 +356,59 @@ def test_resume_refuses_a_checkpoint_of_another_config(capsys, stage1, frames, t
 
 @pytest.mark.slow
 @pytest.mark.shared
+@pytest.mark.parametrize(
+    "override",
+    [
+        "seed=1",
+        "train_batch_size=2",
+        "gradient_accumulation_steps=2",
+        "data.num_frames=2",
+        "data.crop_size=32",
+        "data.exclude=[]",
+        "data.degradation=BI",
+        "data.usm_gt=false",
+        "mixed_precision=bf16",
+    ],
+)
+def test_resume_refuses_a_change_of_what_makes_the_batches(override, stage1):
+    """Any change that would make the resumed run differ from a straight one is refused, naming the key."""
+    checkpoint = stage1 / "checkpoint-4"
+    resume = f"resume_from_checkpoint={checkpoint}"
+    assert find_resume_checkpoint(load_config(checkpoint / CONFIG_NAME, [resume])) == checkpoint
+    from sete_vsr.errors import SeteVSRError
+
+    with pytest.raises(SeteVSRError, match="does not match the config") as error:
+        find_resume_checkpoint(load_config(checkpoint / CONFIG_NAME, [resume, override]))
+    assert override.split("=")[0] in str(error.value)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_resume_warns_about_changed_hyper_parameters(stage1, caplog):
+    checkpoint = stage1 / "checkpoint-4"
+    overrides = [f"resume_from_checkpoint={checkpoint}", "learning_rate=5e-5", "max_train_steps=8"]
+    with caplog.at_level(logging.WARNING, logger="sete_vsr.train.loop"):
+        assert find_resume_checkpoint(load_config(checkpoint / CONFIG_NAME, overrides)) == checkpoint
+    assert "changed settings: learning_rate: 0.0001 -> 5e-05" in caplog.text
+    assert "max_train_steps" not in caplog.text
+
+
+def test_8bit_adam_without_bitsandbytes_is_a_clear_error(capsys, tmp_path):
+    try:
+        import bitsandbytes  # noqa: F401
+
+        pytest.skip("bitsandbytes is installed")
+    except ImportError:
+        pass
+    base = [f"pretrained_model={tmp_path}", f"output_dir={tmp_path / 'out'}", f"data.root={tmp_path / 'nowhere'}"]
+    error = run_in_process(capsys, "tiny_stage1.yaml", *base, "use_8bit_adam=true")
+    assert error.count("\n") == 1 and "use_8bit_adam=true needs bitsandbytes" in error
+    assert "pip install bitsandbytes" in error
+    assert not (tmp_path / "out").exists(), "the error must come before any output is written"
+
+
+@pytest.mark.slow
+@pytest.mark.shared
 def test_push_to_hub_uploads_the_pipeline_without_checkpoints(monkeypatch, tmp_path, init_dir, frames):
     import huggingface_hub
 
@@ -268,6 +427,117 @@ def test_push_to_hub_uploads_the_pipeline_without_checkpoints(monkeypatch, tmp_p
     assert upload["repo_id"] == "someone/sete-vsr-tiny" and Path(upload["folder_path"]) == tmp_path / "out"
     assert "checkpoint-*" in upload["ignore_patterns"]
     assert (tmp_path / "out" / "model_index.json").is_file() and (tmp_path / "out" / "checkpoint-1").is_dir()
+
+
+# --------------------------------------------------------------------------------------- latent cache
+
+
+@pytest.fixture(scope="module")
+def clips_dir(tmp_path_factory) -> Path:
+    """3 synthetic clips of 3 frames, 64x64 (enough for the tiny model; no shared data needed)."""
+    root = tmp_path_factory.mktemp("clips")
+    for k, name in enumerate(["a", "b", "c"]):
+        (root / name).mkdir()
+        smooth = cv2.resize(np.random.default_rng(k).integers(0, 256, (8, 8, 3), dtype=np.uint8), (64, 64))
+        for i in range(3):
+            cv2.imwrite(str(root / name / f"{i:03d}.png"), np.roll(smooth, 2 * i, axis=1))
+    return root
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def cache_overrides(clips_dir: Path, init_dir: Path, *extra: str) -> list[str]:
+    return [
+        f"pretrained_model={init_dir}", f"data.root={clips_dir}", "data.exclude=[]", "train_batch_size=2",
+        "max_train_steps=2", "checkpointing_steps=0", "validation.root=null", "report_to=none", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def latent_cache(clips_dir, init_dir) -> Path:
+    """2 passes of the tiny stage-1 config over ``clips_dir``, filled by the documented command's entry point."""
+    from sete_vsr.train.cache import main as cache_main
+
+    cache_dir = init_dir.parent / "latent_cache"
+    overrides = cache_overrides(clips_dir, init_dir, f"data.cache_dir={cache_dir}")
+    assert cache_main([str(ROOT / "configs" / "tiny_stage1.yaml"), *overrides, "--passes", "2"]) == 0
+    return cache_dir
+
+
+@pytest.mark.slow
+def test_training_from_the_latent_cache_matches_the_live_encoders(latent_cache, clips_dir, init_dir, tmp_path):
+    from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
+
+    config = str(ROOT / "configs" / "tiny_stage1.yaml")
+    cached_config = load_config(config, cache_overrides(clips_dir, init_dir, f"data.cache_dir={latent_cache}"))
+    cached, live = build_train_dataset(cached_config), build_train_dataset(cached_config, use_cache=False)
+    assert len(cached) == len(live) == 3
+    pipe = SeTeVSRPipeline.from_pretrained(init_dir)
+    for epoch in (0, 1):  # one pass per epoch: the draws (crop, flips, degradation) of the live dataset
+        cached.set_epoch(epoch)
+        live.set_epoch(epoch)
+        batches = [collate_clips([dataset[0], dataset[2]]) for dataset in (live, cached)]
+        assert set(batches[1]) == {"hr_moments", "lr_latents", "semantic_embeds"}
+        losses = [
+            diffusion_loss(b, pipe.unet, pipe.vae, pipe.semantic_encoder, pipe.scheduler, seeded(7))
+            for b in batches
+        ]  # fmt: skip
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=0)
+    # A few steps: the cached run trains the same tensors to the same values as the live one.
+    runs = {}
+    for name, extra in (("live", []), ("cached", [f"data.cache_dir={latent_cache}"])):
+        overrides = cache_overrides(clips_dir, init_dir, f"output_dir={tmp_path / name}", *extra)
+        assert train_main([config, *overrides]) == 0
+        runs[name] = load_file(tmp_path / name / UNET)
+    start = load_file(init_dir / UNET)
+    assert changed(start, runs["cached"]) == changed(start, runs["live"]) != set()
+    # Not bit for bit (batched and per-clip encoding round differently, and Adam magnifies the rounding of the tiny
+    # gradients), but the updates agree: their difference is a small fraction of the update itself.
+    distance = sum((runs["cached"][name] - tensor).square().sum() for name, tensor in runs["live"].items())
+    update = sum((tensor - start[name]).square().sum() for name, tensor in runs["live"].items())
+    assert (distance / update).sqrt() < 1e-2
+
+
+@pytest.mark.slow
+def test_a_latent_cache_that_does_not_match_is_a_clear_error(capsys, latent_cache, clips_dir, init_dir, tmp_path):
+    from sete_vsr.errors import SeteVSRError
+    from sete_vsr.pipelines.assemble import tiny_pipeline
+
+    base = cache_overrides(clips_dir, init_dir, f"output_dir={tmp_path / 'out'}", f"data.cache_dir={latent_cache}")
+    for override, key in (("data.num_frames=2", "data.num_frames"), ("data.crop_size=32", "data.crop_size")):
+        error = run_in_process(capsys, "tiny_stage1.yaml", *base, override)
+        assert "does not match the config" in error and f"{key}: cache" in error
+        assert "python -m sete_vsr.train.cache" in error
+    error = run_in_process(capsys, "tiny_stage1.yaml", *base, f"data.cache_dir={tmp_path / 'empty'}")
+    assert "holds no latent cache; fill it first: python -m sete_vsr.train.cache" in error
+    assert not (tmp_path / "out").exists(), "config mismatches must come before any output is written"
+    # Other encoder weights than those the cache was made with: refused once the pipeline is loaded.
+    other = tmp_path / "other"
+    tiny_pipeline(seed=1, temporal=False).save_pretrained(other)
+    error = run_in_process(capsys, "tiny_stage1.yaml", *base, f"pretrained_model={other}")
+    assert "made with other VAE/SAM2 weights" in error
+    with pytest.raises(SeteVSRError, match="data.cache_dir is for stages 1 and 2"):
+        load_config(ROOT / "configs" / "tiny_vae.yaml", [*base, "stage=vae"])
+
+
+def test_usm_gt_is_the_diffusion_target(clips_dir, init_dir):
+    """data.usm_gt (default on) gives stages 1-2 "hr_usm", and the loss diffuses it instead of "hr"."""
+    from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
+
+    config = load_config(ROOT / "configs" / "tiny_stage1.yaml", cache_overrides(clips_dir, init_dir))
+    assert config.data.usm_gt
+    batch = collate_clips([build_train_dataset(config)[i] for i in (0, 1)])
+    assert set(batch) == {"hr", "lr", "hr_usm"} and not torch.equal(batch["hr"], batch["hr_usm"])
+    pipe = SeTeVSRPipeline.from_pretrained(init_dir)
+
+    def loss(b: dict[str, torch.Tensor]) -> torch.Tensor:
+        return diffusion_loss(b, pipe.unet, pipe.vae, pipe.semantic_encoder, pipe.scheduler, seeded(0))
+
+    sharpened = {"hr": batch["hr_usm"], "lr": batch["lr"]}
+    assert torch.equal(loss(batch), loss(sharpened))
+    assert not torch.equal(loss(batch), loss({"hr": batch["hr"], "lr": batch["lr"]}))
 
 
 # --------------------------------------------------------------------------------------------- config

@@ -75,6 +75,15 @@ class TestTimeAdaptedMethod(VSRMethod):
         self._initial_state = copy.deepcopy(self.base.model.state_dict())
         self.last_losses: list[float] = []  # MSE per iteration on the last clip
 
+    @classmethod
+    def accepted_options(cls, base: str = "basicvsr-vimeo-bi") -> frozenset[str]:
+        """The options of ``__init__`` and of ``base``'s method wrapper (read by ``load_method``)."""
+        from ..baselines.method import wrapper_options
+        from ..baselines.registry import get_spec
+        from ..methods import signature_options
+
+        return signature_options(cls) | wrapper_options(get_spec(base).arch)
+
     def upscale(self, frames: np.ndarray) -> np.ndarray:
         """Adapt the base weights to ``frames`` ``(T, H, W, 3)`` uint8, restore them, then reset the weights."""
         self.base.model.load_state_dict(self._initial_state)

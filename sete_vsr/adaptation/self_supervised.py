@@ -44,6 +44,7 @@ normalisation statistics re-estimated from a few pseudo patches (the baselines h
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -157,8 +158,11 @@ class PseudoPairSampler:
         t = int(rng.integers(len(self.restored)))  # line 2: Y ~ {Y_t}
         frames = self.restored[self.frame_indices(t)]
         p = self.config.patch_size
-        s = rng.uniform(*self.config.scale_range)
-        crop = round(p / s)  # fits: checked for the smallest s in __init__
+        low, high = self.config.scale_range
+        s = rng.uniform(low, high)
+        # the crop side whose factor p / crop is nearest s and still in [low, high] (plain rounding could give
+        # e.g. 256 / 269 = 0.9517 for s near 0.95); it fits: checked for the smallest s in __init__
+        crop = min(max(round(p / s), math.ceil(p / high)), math.floor(p / low))
         top = int(rng.integers(frames.shape[1] - crop + 1))
         left = int(rng.integers(frames.shape[2] - crop + 1))
         patch = frames[:, top : top + crop, left : left + crop]  # line 3: Y_p

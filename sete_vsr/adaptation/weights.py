@@ -118,13 +118,25 @@ def load_adapted_method(weights: str | os.PathLike, name: str | None = None, **o
         name: method name in tables (default ``"<base>+adapt"``, or the file's stem).
         **options: passed to the method wrapper (``device``, ``chunk_length``, ``progress``, ...).
     """
-    from ..baselines.method import RecurrentBaselineMethod, SlidingWindowBaselineMethod
+    from ..baselines.method import RecurrentBaselineMethod, SlidingWindowBaselineMethod, wrapper_options
+    from ..methods import check_options
 
     model, metadata = _load(weights)
     base = metadata.get("base")
     name = name or (f"{base}+adapt" if base else Path(weights).stem)
+    check_options(f"adapted ({metadata['arch']} weights)", options, wrapper_options(metadata["arch"]))
     wrapper = SlidingWindowBaselineMethod if metadata["arch"] == "edvr" else RecurrentBaselineMethod
     return wrapper(model, name=name, **options)
+
+
+def _adapted_options() -> frozenset[str]:
+    """``weights``, ``name`` and the options of either method wrapper (the file's architecture decides)."""
+    from ..baselines.method import wrapper_options
+
+    return frozenset({"weights", "name"}) | wrapper_options("basicvsr") | wrapper_options("edvr")
+
+
+load_adapted_method.accepted_options = _adapted_options  # read by sete_vsr.methods.method_options
 
 
 __all__ = ["load_adapted_method", "load_adapted_model", "read_adapted_weights", "save_adapted_weights"]

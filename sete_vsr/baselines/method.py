@@ -194,3 +194,15 @@ class SlidingWindowBaselineMethod(_BaselineMethod):
             sr = self.model(batch)[:, :, : 4 * h0, : 4 * w0]
             out[first : first + len(windows)] = tensor_to_frames(sr)
         return out
+
+
+def wrapper_class(arch: str) -> type[_BaselineMethod]:
+    """The method wrapper of a baseline architecture: sliding window for EDVR, recurrent chunks otherwise."""
+    return SlidingWindowBaselineMethod if arch == "edvr" else RecurrentBaselineMethod
+
+
+def wrapper_options(arch: str) -> frozenset[str]:
+    """The options the wrapper of ``arch`` takes besides the network and the name (``device``, ``chunk_length``...)."""
+    from ..methods import signature_options
+
+    return signature_options(wrapper_class(arch)) - {"model", "name"}

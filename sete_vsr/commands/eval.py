@@ -5,8 +5,13 @@ Example::
     sete-vsr eval --methods bicubic --dataset vid4 --root ../shared/data/frames/vid4_GT \\
         --degradation BI --metrics psnr_y,ssim_y,niqe,brisque,ewarp,tof --out runs/vid4
 
-Multi-process: ``accelerate launch -m sete_vsr eval ...`` splits the clips
-across processes.
+Options of one method: ``--method-option basicvsr-vimeo-bi+adapt:iterations=50``; of every method that takes
+them: ``--method-option checkpoint=PATH``.
+
+Multi-process: ``accelerate launch --multi_gpu --num_processes N -m sete_vsr eval ...``
+splits the clips across processes, each on its own GPU; the main process writes
+the reports. On CPUs, add ``--device cpu`` (``accelerate launch --cpu`` alone
+starts a single process unless run under MPI).
 """
 
 from __future__ import annotations
@@ -39,10 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each clip")
     parser.add_argument("--clips", default=None, help="comma-separated subset of clips")
     parser.add_argument("--crop-border", type=int, default=0, help="border crop for PSNR/SSIM/NIQE (default 0)")
-    parser.add_argument("--device", default="cpu", help="torch device for methods and deep metrics (default cpu)")
+    parser.add_argument("--device", default="auto",
+                        help="torch device for methods and deep metrics (default auto: each process's own device "
+                        "under accelerate launch, else cuda when available, else cpu; a bare 'cuda' is the local "
+                        "process's GPU)")
     parser.add_argument("--weights-dir", action="append", default=[], help="folder with metric weights (repeatable)")
-    parser.add_argument("--method-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="option passed to every method factory, e.g. checkpoint=PATH (repeatable)")
+    parser.add_argument("--method-option", action="append", default=[], metavar="[METHOD:]KEY=VALUE",
+                        help="option of one method (METHOD:KEY=VALUE, e.g. basicvsr-vimeo-bi+adapt:iterations=50) "
+                        "or of every method that takes it (KEY=VALUE, e.g. checkpoint=PATH); repeatable")
     parser.add_argument("--lr-cache", default=None, help="where made LR frames are cached (default OUT/lr)")
     parser.add_argument("--profile-row", type=float, default=0.5, help="temporal-profile row as a fraction of height")
     parser.add_argument("--no-reuse", action="store_true", help="recompute method outputs even if cached")
@@ -50,16 +59,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _method_options(items: list[str], device: str, progress: bool) -> dict:
-    from ..errors import SeteVSRError
+def _method_options(items: list[str], methods: list[str], device: str, progress: bool) -> tuple[dict, dict]:
+    """``--method-option`` items -> (options for every method that takes them, ``{method: options}``).
 
-    options = {"device": device} if progress else {"device": device, "progress": False}
+    ``METHOD:KEY=VALUE`` is for ``METHOD`` only (it must be one of ``methods`` and take ``KEY``); ``KEY=VALUE`` for
+    every method that takes ``KEY`` (at least one must). Values may hold ``:`` and ``=``.
+    """
+    from ..errors import SeteVSRError
+    from ..methods import method_options
+
+    common = {"device": device} if progress else {"device": device, "progress": False}
+    scoped: dict[str, dict] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SeteVSRError(f"--method-option expects KEY=VALUE, got {item!r}")
-        options[key] = value
-    return options
+        head, sep, value = item.partition("=")
+        scope, colon, key = head.rpartition(":")
+        if not sep or not key or (colon and not scope):
+            raise SeteVSRError(f"--method-option expects KEY=VALUE or METHOD:KEY=VALUE, got {item!r}")
+        if not colon:
+            accepted = [method_options(m) for m in methods]
+            if not any(a is None or key in a for a in accepted):
+                raise SeteVSRError(
+                    f"--method-option {item}: none of the methods ({', '.join(methods)}) takes {key!r}; "
+                    f"see `sete-vsr methods`"
+                )
+            common[key] = value
+        elif scope not in methods:
+            raise SeteVSRError(f"--method-option {item}: {scope} is not one of --methods ({', '.join(methods)})")
+        else:
+            scoped.setdefault(scope, {})[key] = value
+    return common, scoped
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,12 +116,14 @@ def run(args: argparse.Namespace) -> int:
         raise SeteVSRError("--max-frames must be at least 1")
     set_weight_dirs(args.weights_dir)
     out = Path(args.out)
+    common, scoped = _method_options(args.method_option, methods, args.device, not args.no_progress)
     settings = EvalSettings(
         out=out,
         device=args.device,
         crop_border=args.crop_border,
         reuse=not args.no_reuse,
-        method_options=_method_options(args.method_option, args.device, not args.no_progress),
+        method_options=common,
+        options_by_method=scoped,
         lr_cache=Path(args.lr_cache) if args.lr_cache else None,
         profile_row=args.profile_row,
         progress=not args.no_progress,

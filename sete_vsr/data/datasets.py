@@ -404,7 +404,7 @@ class PairedFolderDataset(_ClipDataset):
     Clips are matched by folder name, frames by their order; HR frames must be
     exactly ``scale`` times the LR size. ``crop_size`` is the HR side: the LR crop
     is ``crop_size // scale`` at ``(top, left)``, the HR crop at ``(scale * top, scale * left)``.
-    Items follow the module's contract (no ``"hr_usm"``).
+    Items follow the module's contract (``"hr_usm"`` with ``sharpened_hr``).
     """
 
     def __init__(
@@ -417,6 +417,7 @@ class PairedFolderDataset(_ClipDataset):
         augment: bool = True,
         seed: int | None = None,
         exclude: Iterable[str] = (),
+        sharpened_hr: bool = False,
     ):
         lr_root = _existing_dir(lr_root, "LR dataset")
         hr_root = _existing_dir(hr_root, "HR dataset")
@@ -433,6 +434,7 @@ class PairedFolderDataset(_ClipDataset):
                 raise SeteVSRError(f"clip {hr.name}: HR {hr.size} is not x{scale} of LR {lr.size}")
             pairs.append((hr, lr))
         self.lr_clips = {hr.name: lr for hr, lr in pairs}
+        self.sharpened_hr = sharpened_hr
         super().__init__([hr for hr, _ in pairs], num_frames, crop_size, scale, augment, seed, f"{hr_root} / {lr_root}")
 
     def __getitem__(self, index: int) -> dict:
@@ -448,4 +450,7 @@ class PairedFolderDataset(_ClipDataset):
             hr = hr[:, s * top : s * (top + patch), s * left : s * (left + patch)]
         if self.augment:
             hr, lr = _augment([hr, lr], rng)
-        return {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start}
+        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start}
+        if self.sharpened_hr:
+            item["hr_usm"] = _to_tensor(np.stack([unsharp_mask(f) for f in hr]))
+        return item

@@ -95,7 +95,13 @@ DEGRADATIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 DESCRIPTIONS: dict[str, str] = {
     "bi": "BI: MATLAB bicubic imresize 1/4 with antialiasing (uint8 per pass)",
     "bd": "BD: 13x13 Gaussian blur sigma 1.6, replicate borders, sample every 4th pixel from 0",
-    "realbasicvsr": "RealBasicVSR second-order degradation on full frames, final size H/4 x W/4, fixed seed per clip",
+    "realbasicvsr": (
+        "RealBasicVSR second-order degradation (its REDS training parameters, random order of the final "
+        "video and resize+sinc groups) on full frames, final size H/4 x W/4, fixed seed per clip; "
+        "differs from training (PROTOCOLS.md 1.6): the plain GT is degraded, not its unsharp-masked "
+        "copy (no USM, as MGLD-VSR), whole frames instead of 256x256 crops resized to 64x64, "
+        "no flips or mirrored sequence, one fixed draw per clip instead of a fresh draw per sample"
+    ),
 }
 
 

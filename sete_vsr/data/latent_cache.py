@@ -11,8 +11,14 @@ seeded dataset so the cache is reproducible, and ``passes > 1`` to store
 several draws (pass ``p`` calls ``dataset.set_epoch(p)`` when the dataset has it).
 
 Layout of ``out_dir``: ``index.json`` (file list, encoder names, stored item
-keys) and ``<pass>_<index>.safetensors``, each holding the item tensors named
-in ``keep`` and one tensor per encoder, with ``clip`` and ``start`` as metadata.
+keys, passes, and the caller's ``metadata``) and ``<pass>_<index>.safetensors``,
+each holding the item tensors named in ``keep`` and one tensor per encoder, with
+``clip`` and ``start`` as metadata.
+
+:class:`CachedDataset` reads every stored item (``passes * len(dataset)``);
+:class:`CachedEpochDataset` reads one pass per epoch, as the dataset it was made
+from would draw them: item ``i`` of epoch ``e`` is item ``i`` of pass ``e % passes``.
+The training loop fills and reads the cache through :mod:`sete_vsr.train.cache`.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import SeteVSRError
 
@@ -39,6 +45,8 @@ def precompute(
     keep: Iterable[str] = ("hr", "lr"),
     passes: int = 1,
     overwrite: bool = False,
+    metadata: dict | None = None,
+    num_workers: int = 0,
 ) -> Path:
     """Write the cache of ``dataset`` to ``out_dir`` and return the folder.
 
@@ -50,6 +58,10 @@ def precompute(
         keep: item tensors stored next to the encoder outputs.
         passes: draws stored per item.
         overwrite: replace an existing cache instead of raising :class:`SeteVSRError`.
+        metadata: JSON-serialisable description of what made the cache, stored in the index (read it back with
+            :attr:`CachedDataset.metadata`, e.g. to check that a cache matches a config).
+        num_workers: ``DataLoader`` workers making the items (in order; a seeded dataset gives the same items
+            whatever the number).
     """
     if not encoders:
         raise SeteVSRError("precompute needs at least one encoder")
@@ -65,8 +77,9 @@ def precompute(
     for p in range(passes):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(p)
-        for i in range(len(dataset)):
-            item = dataset[i]
+        # batch_size=None: items one by one, uncollated, in index order; workers are made after set_epoch.
+        items = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers)
+        for i, item in enumerate(items):
             tensors = {key: item[key] for key in keep}
             tensors.update({name: encode(item) for name, encode in encoders.items()})
             tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -75,7 +88,13 @@ def precompute(
                 tensors, str(out_dir / name), metadata={"clip": str(item["clip"]), "start": str(int(item["start"]))}
             )
             files.append(name)
-    index = {"files": files, "encoders": sorted(encoders), "keep": list(keep), "passes": passes}
+    index = {
+        "files": files,
+        "encoders": sorted(encoders),
+        "keep": list(keep),
+        "passes": passes,
+        "metadata": metadata or {},
+    }
     (out_dir / INDEX).write_text(json.dumps(index, indent=1))
     return out_dir
 
@@ -96,6 +115,16 @@ class CachedDataset(Dataset):
         if not self.index["files"]:
             raise SeteVSRError(f"the cache in {self.cache_dir} is empty")
 
+    @property
+    def metadata(self) -> dict:
+        """The ``metadata`` given to :func:`precompute` (``{}`` when none)."""
+        return self.index.get("metadata", {})
+
+    @property
+    def passes(self) -> int:
+        """Draws stored per item of the source dataset."""
+        return int(self.index.get("passes", 1))
+
     def __len__(self) -> int:
         return len(self.index["files"])
 
@@ -106,3 +135,30 @@ class CachedDataset(Dataset):
         item["clip"] = meta["clip"]
         item["start"] = int(meta["start"])
         return item
+
+
+class CachedEpochDataset(CachedDataset):
+    """A :func:`precompute` cache read one pass per epoch: as many items as the source dataset.
+
+    :meth:`set_epoch` ``(e)`` selects pass ``e % passes``, so the first ``passes`` epochs give exactly the items the
+    (seeded) source dataset gives in those epochs; later epochs reuse the stored draws.
+    """
+
+    def __init__(self, cache_dir: str | Path):
+        super().__init__(cache_dir)
+        if len(self.index["files"]) % self.passes:
+            raise SeteVSRError(f"the cache in {self.cache_dir} is incomplete ({len(self.index['files'])} files)")
+        self.items_per_pass = len(self.index["files"]) // self.passes
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Read pass ``epoch % passes`` from now on (reaches ``DataLoader`` workers created after the call)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.items_per_pass
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.items_per_pass:
+            raise IndexError(i)
+        return super().__getitem__((self.epoch % self.passes) * self.items_per_pass + i)

@@ -17,7 +17,9 @@ vid4       calendar, city, foliage, walk (``root`` or   BI
 reds4      000, 011, 015, 020 (``root``, ``root/GT`` or  realbasicvsr
            ``root/train_sharp``)
 spmcs      every clip folder (30 in the DOVE release)   realbasicvsr
-udm10      every clip folder (10)                       BI
+udm10      every clip folder (10; ``root`` or           BI
+           ``root/GT``); LR from ``root/BIx4`` or
+           ``root/BDx4`` when present
 videolq    every clip folder; LR only, no GT            none (real LR)
 folder     every clip folder or video file; GT          BI
 folder-lr  every clip folder or video file; LR only     none
@@ -134,7 +136,7 @@ def resolve_dataset(
     Raises:
         SeteVSRError: unknown dataset, missing root, no clips, missing fixed clips.
     """
-    from ..data.degradations import DEGRADATIONS
+    from ..data.degradations import DEGRADATIONS, DESCRIPTIONS
 
     key = name.lower()
     if key not in LAYOUTS:
@@ -151,7 +153,8 @@ def resolve_dataset(
     gt_root = next((root / s for s in layout.gt_subdirs if (root / s).is_dir()), root) if layout.has_gt else None
     lr_root = None
     if layout.has_gt:
-        wanted = [degradation.upper()] if degradation else ["BI", "BD"] if key == "vid4" else []
+        # with no degradation named, an LR folder on disk wins for the BI/BD sets (as the docstring says)
+        wanted = [degradation.upper()] if degradation else ["BI", "BD"] if key in ("vid4", "udm10") else []
         lr_root = next((root / f"{d}x4" for d in wanted if (root / f"{d}x4").is_dir()), None)
         if lr_root is not None and degradation is None:
             degradation = lr_root.name[:-2]
@@ -181,12 +184,19 @@ def resolve_dataset(
         items.append(
             EvalClip(clip, found[clip] if layout.has_gt else None, lr if layout.has_gt else found[clip], clip_seed(seed, clip))
         )
+    info = {"psnr_convention_in_literature": layout.psnr_convention} if layout.psnr_convention else {}
     if not layout.has_gt:
         origin = "given LR frames (no ground truth)"
+        info["degradation_description"] = "none: real-world LR as given, no ground truth (no-reference metrics only)"
     elif lr_root is not None:
         origin = f"LR frames on disk ({lr_root})"
+        info["degradation_description"] = (
+            f"{DESCRIPTIONS[degradation.lower()]} (as the folder name {lr_root.name} says; frames read from disk, "
+            "not made here)"
+        )
     else:
         origin = f"made from GT by {degradation} (seed {seed}, per clip crc32(name)+seed), cached as PNG"
+        info["degradation_description"] = DESCRIPTIONS[degradation.lower()]
     return EvalDataset(
         key,
         root,
@@ -195,7 +205,7 @@ def resolve_dataset(
         degradation if layout.has_gt else None,
         origin,
         max_frames,
-        {"psnr_convention_in_literature": layout.psnr_convention} if layout.psnr_convention else {},
+        info,
     )
 
 

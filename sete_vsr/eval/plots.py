@@ -37,7 +37,11 @@ def plot_bars(results: dict, path: Path) -> Path:
     metrics = list(results["metrics"])
     methods = results["methods"]
     rows, cols = _grid(len(metrics))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 0.4, 2.9 * rows), squeeze=False)
+    # long labels (basicvsr-vimeo-bi+seem-untrained, ...) are tilted, with room made for them below the bars
+    longest = max(len(m) for m in methods)
+    tilted = len(methods) > 3 or longest * len(methods) > 36
+    height = 2.9 + (0.05 * longest if tilted else 0.0)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 0.4, height * rows), squeeze=False)
     colors = plt.get_cmap("tab10").colors
     for ax, metric in zip(axes.flat, metrics):
         info = results["metrics"][metric]
@@ -52,7 +56,10 @@ def plot_bars(results: dict, path: Path) -> Path:
         if finite:
             lo, hi = min(finite + [0.0]), max(finite + [0.0])
             ax.set_ylim(lo - 0.05 * abs(lo), hi + 0.15 * (abs(hi - lo) or 1.0))
-        ax.set_xticks(range(len(methods)), methods, rotation=20 if len(methods) > 3 else 0, fontsize=8)
+        ax.set_xticks(
+            range(len(methods)), methods, fontsize=8,
+            rotation=30 if tilted else 0, ha="right" if tilted else "center", rotation_mode="anchor",
+        )  # fmt: skip
         ax.set_title(f"{info['label']} {'↑' if info['higher_is_better'] else '↓'}", fontsize=10)
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)

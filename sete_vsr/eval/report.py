@@ -67,7 +67,13 @@ def markdown_table(results: dict) -> str:
     lines += ["", "Conventions:", ""]
     degradation = dataset["degradation"] or "none (given LR)"
     lines.append(f"- LR: {dataset['lr_origin']}; degradation: {degradation}.")
+    if dataset.get("degradation_description"):
+        lines.append(f"- Degradation: {dataset['degradation_description']}.")
     lines.append(f"- Averaging: {results['averaging']}.")
+    for label, spec in results.get("method_options", {}).items():
+        if spec["method"] != label or spec["options"]:
+            options = ", ".join(f"{key}={value}" for key, value in spec["options"].items())
+            lines.append(f"- `{label}`: method `{spec['method']}`" + (f" with {options}" if options else "") + ".")
     for metric, info in results["metrics"].items():
         lines.append(f"- {info['label']} ({info['direction']}): {info['convention']}; {info['implementation']}.")
     for metric, reason in results["skipped"].items():

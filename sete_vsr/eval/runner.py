@@ -3,19 +3,38 @@
 For every clip the GT and LR are loaded once (the LR made and cached by the
 dataset); every method upscales the whole clip through the common
 :class:`~sete_vsr.methods.VSRMethod` interface, its output is cached as PNG
-under ``<out>/outputs/<dataset>-<lr tag>/<method>/<clip>/`` and reused on the
-next run (unless ``reuse=False``); then every metric is computed on the frames
-in memory. Metrics whose files are missing are recorded as skipped and the run
-goes on.
+under ``<out>/outputs/<dataset>-<lr tag>/<method>[@<options hash>]/<clip>/`` and
+reused on the next run (unless ``reuse=False``); then every metric is computed
+on the frames in memory. Metrics whose files are missing are recorded as skipped
+and the run goes on.
 
-With several processes (``accelerate launch``), clips are split across
-processes with ``PartialState.split_between_processes`` and the records are
-gathered on the main process, which alone writes the reports. A plain
-``python``/``sete-vsr`` run needs no Accelerate configuration.
+Method options: ``method_options`` go to every method that takes them,
+``options_by_method`` to one method each; an option a method does not take is a
+:class:`~sete_vsr.errors.SeteVSRError` before anything runs. The options that
+change the output (all but ``device`` and ``progress``) are hashed into the cache
+folder's name and written beside the frames (``method.json``, with the method's
+label); a folder whose ``method.json`` is missing or records other options is
+recomputed, never reused. Tables, CSVs and plots name each method by its label,
+the built method's ``name`` (``basicvsr-vimeo-bi+seem-untrained`` for
+``basicvsr-vimeo-bi+seem`` without weights), or the given key for methods built
+in code.
+
+With several processes (``accelerate launch --multi_gpu --num_processes N``, or
+``torchrun``/``mpirun``), clips are split across processes with
+``PartialState.split_between_processes`` and the records are gathered on the
+main process, which alone returns results (and so alone writes the reports).
+Each process runs on its own device: Accelerate's ``PartialState().device``
+when no device is pinned (``device=None`` or ``"auto"``), the local process's
+GPU for a bare ``"cuda"``; a device with an index (``"cuda:1"``) or ``"cpu"`` is
+used as given (``"cpu"`` makes it a multi-CPU run over gloo). Which clips each
+process ran, and on which device, is written into the results (``processes``).
+A plain ``python``/``sete-vsr`` run needs no Accelerate configuration.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,7 +44,7 @@ import numpy as np
 
 from ..errors import SeteVSRError
 from .datasets import EvalDataset, cached_frames, load_pair, write_frames
-from .metrics import Metric, WeightsUnavailable, build_metric
+from .metrics import Metric, WeightsUnavailable, build_metric, canonical_metric_name
 
 
 @dataclass
@@ -34,31 +53,44 @@ class EvalSettings:
 
     Attributes:
         out: output folder (reports, plots, cached outputs and LR).
-        device: torch device for methods and deep metrics.
+        device: torch device for methods and deep metrics; ``None`` or ``"auto"``: the process's
+            own device (see the module docstring; in a single process, ``"cuda"`` when available,
+            else ``"cpu"``).
         crop_border: border crop for PSNR/SSIM/NIQE.
         reuse: reuse cached method outputs.
-        method_options: keyword options passed to every method factory (``device``...).
+        method_options: keyword options passed to every method factory that takes them (``device``...).
+        options_by_method: ``{method name: {option: value}}``, options for that method only, over
+            ``method_options``.
         lr_cache: where made LR frames are cached (default ``<out>/lr``).
         profile_row: row of the temporal profile, as a fraction of the height.
         progress: show tqdm progress bars.
     """
 
     out: Path
-    device: str = "cpu"
+    device: str | None = "cpu"
     crop_border: int = 0
     reuse: bool = True
     method_options: dict = field(default_factory=dict)
+    options_by_method: dict = field(default_factory=dict)
     lr_cache: Path | None = None
     profile_row: float = 0.5
     progress: bool = True
 
 
-def build_metrics(names: list[str], dataset: EvalDataset, settings: EvalSettings) -> tuple[dict[str, Metric], dict[str, str]]:
-    """Metrics that can run, and ``name -> "skipped: why"`` for the others."""
+def build_metrics(
+    names: list[str], dataset: EvalDataset, settings: EvalSettings, device: str | None = None
+) -> tuple[dict[str, Metric], dict[str, str]]:
+    """Metrics that can run, and ``name -> "skipped: why"`` for the others.
+
+    Both are keyed by the recorded name (:func:`~sete_vsr.eval.metrics.canonical_metric_name`:
+    ``ewarp`` is recorded as ``ewarp_dis``); a metric asked for twice runs once.
+    ``device``: the resolved device (default: ``settings.device`` resolved in this process).
+    """
+    device = device or resolve_device(settings.device, None)
     metrics, skipped = {}, {}
-    for name in names:
+    for name in dict.fromkeys(canonical_metric_name(n) for n in names):
         try:
-            metric = build_metric(name, device=settings.device, crop_border=settings.crop_border)
+            metric = build_metric(name, device=device, crop_border=settings.crop_border)
         except WeightsUnavailable as err:
             skipped[name] = f"skipped: {err}"
             continue
@@ -72,15 +104,74 @@ def build_metrics(names: list[str], dataset: EvalDataset, settings: EvalSettings
     return metrics, skipped
 
 
-def _split_clips(clips: list) -> tuple[list, object | None]:
-    """This process's share of ``clips`` and the Accelerate state (None when single-process)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return clips, None
-    from accelerate import PartialState
+# what torchrun/accelerate (WORLD_SIZE) and the MPI launchers set for the number of processes
+_WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
-    state = PartialState()
-    with state.split_between_processes(clips) as part:
-        return list(part), state
+
+def _world_size() -> int:
+    for variable in _WORLD_SIZE_VARIABLES:
+        if os.environ.get(variable):
+            return int(os.environ[variable])
+    return 1
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()
+
+
+def _process_state(device: str | None):
+    """Accelerate's ``PartialState`` when launched as several processes, else None.
+
+    The state is a CPU one (gloo) when Accelerate was told so (``ACCELERATE_USE_CPU``),
+    when ``device`` is ``"cpu"``, or when the machine has no accelerator.
+    """
+    world = _world_size()
+    if world <= 1:
+        return None
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    on_cpu = str(device).split(":")[0] == "cpu"
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or on_cpu or not _has_accelerator())
+    if state.num_processes != world:
+        raise SeteVSRError(
+            f"launched as {world} processes but Accelerate set up {state.num_processes} "
+            f"({state.distributed_type}); launch with `accelerate launch --multi_gpu --num_processes {world}` "
+            "(add --device cpu to split clips over CPU processes)"
+        )
+    return state
+
+
+def resolve_device(device: str | None, state=None) -> str:
+    """The torch device this process uses for ``device`` (see the module docstring)."""
+    if device in (None, "auto"):
+        if state is not None:
+            return str(state.device)
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and state is not None:
+        return str(state.device) if state.device.type == "cuda" else f"cuda:{state.local_process_index}"
+    return str(device)
+
+
+def _with_device(options: dict, requested: str | None, device: str) -> dict:
+    """``options`` with this process's ``device``, unless they pin another one than ``requested``."""
+    options = dict(options)
+    if options.get("device", requested) in (None, "auto", requested):
+        options["device"] = device
+    return options
+
+
+def _split_clips(clips: list, state) -> list:
+    """This process's contiguous share of ``clips`` (all of them when ``state`` is None)."""
+    if state is None:
+        return list(clips)
+    with state.split_between_processes(list(clips)) as part:
+        return list(part)
 
 
 def _lr_tag(dataset: EvalDataset) -> str:
@@ -88,19 +179,69 @@ def _lr_tag(dataset: EvalDataset) -> str:
     return f"{dataset.name}-{tag}" + (f"-f{dataset.max_frames}" if dataset.max_frames else "")
 
 
-class _Methods:
-    """Methods built on first use (a method whose outputs are all cached is never loaded)."""
+# options that do not change a method's output: left out of its cache key
+_RUNTIME_OPTIONS = ("device", "progress")
 
-    def __init__(self, methods: dict, options: dict):
-        self._given, self._options, self._built = methods, options, {}
+
+class _Methods:
+    """Methods built on first use (a method whose outputs are all cached is never loaded).
+
+    Every method's options are resolved, and checked, when this is made: ``common`` options go to the
+    methods that take them, ``scoped[name]`` to ``name`` alone and must all be taken by it.
+    """
+
+    def __init__(self, methods: dict, common: dict, scoped: dict):
+        from ..methods import VSRMethod, check_options, method_options
+
+        unknown = sorted(set(scoped) - set(methods))
+        if unknown:
+            raise SeteVSRError(
+                f"options given for {', '.join(unknown)}, which is not among the methods evaluated ({', '.join(methods)})"
+            )
+        self._given, self._built, self.options = methods, {}, {}
+        for name, given in methods.items():
+            if isinstance(given, VSRMethod):
+                if scoped.get(name):
+                    raise SeteVSRError(f"{name} is built in code: options apply to methods loaded by name only")
+                self.options[name] = {}
+                continue
+            accepted = method_options(name)
+            check_options(name, scoped.get(name, {}), accepted)
+            taken = {k: v for k, v in common.items() if accepted is None or k in accepted}
+            self.options[name] = {**taken, **scoped.get(name, {})}
 
     def get(self, name: str):
         from ..methods import VSRMethod, load_method
 
         if name not in self._built:
             given = self._given[name]
-            self._built[name] = given if isinstance(given, VSRMethod) else load_method(name, **self._options)
+            self._built[name] = given if isinstance(given, VSRMethod) else load_method(name, **self.options[name])
         return self._built[name]
+
+    def output_options(self, name: str) -> dict:
+        """The options of ``name`` that change its output, as JSON-ready strings, sorted."""
+        options = self.options[name]
+        return {k: str(options[k]) for k in sorted(options) if k not in _RUNTIME_OPTIONS}
+
+    def cache_folder(self, name: str) -> str:
+        """``name``, or ``name@<hash>`` when it has output options (so other options never share a cache)."""
+        options = self.output_options(name)
+        if not options:
+            return name
+        return f"{name}@{hashlib.sha256(json.dumps(options).encode()).hexdigest()[:8]}"
+
+
+def _read_cache_record(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "method.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _unique_label(label: str, name: str, labels: dict) -> str:
+    """``label``, or ``"label [name]"`` when another method already has it (two methods, one column each)."""
+    taken = {v for k, v in labels.items() if k != name}
+    return label if label not in taken else f"{label} [{name}]"
 
 
 def evaluate(
@@ -123,37 +264,67 @@ def evaluate(
         raise SeteVSRError("no methods to evaluate")
     out = Path(settings.out)
     lr_cache = Path(settings.lr_cache) if settings.lr_cache else out / "lr"
-    metrics, skipped = build_metrics(metric_names, dataset, settings)
-    clips, state = _split_clips(dataset.clips)
-    loader = _Methods(method_map, settings.method_options)
+    state = _process_state(settings.device)
+    device = resolve_device(settings.device, state)
+    metrics, skipped = build_metrics(metric_names, dataset, settings, device)
+    clips = _split_clips(dataset.clips, state)
+    loader = _Methods(
+        method_map, _with_device(settings.method_options, settings.device, device), settings.options_by_method
+    )
 
-    records, profiles, timings = [], {}, {m: [] for m in method_map}
-    bar = tqdm(total=len(clips) * len(method_map), desc=f"eval {dataset.name}", unit="run", disable=not settings.progress)
+    # labels: the name in tables, CSVs and plots (the built method's name, or the one its cache records)
+    records, profiles, timings, labels = [], {}, {m: [] for m in method_map}, {}
+    # one bar per method over this process's clips, the clip and stage as postfix (main process only)
+    show = settings.progress and (state is None or state.is_local_main_process)
+    share = f", process 0 of {state.num_processes}" if state is not None else ""
+    bars = {
+        name: tqdm(total=len(clips), desc=f"{dataset.name} | {name}{share}", unit="clip", disable=not show)
+        for name in method_map
+    }
     for clip in clips:
-        bar.set_postfix_str(f"{clip.name}: loading")
+        for bar in bars.values():
+            bar.set_postfix_str(f"{clip.name}: loading")
         gt, lr = load_pair(dataset, clip, lr_cache)
         row = int(settings.profile_row * (len(gt[0]) if gt is not None else 4 * len(lr[0])))
         profiles[clip.name] = {"GT": gt[:, row].copy()} if gt is not None else {}
         for name in method_map:
-            folder = out / "outputs" / _lr_tag(dataset) / name / clip.name
-            sr = cached_frames(folder, len(lr)) if settings.reuse else None
+            bar = bars[name]
+            method_folder = out / "outputs" / _lr_tag(dataset) / loader.cache_folder(name)
+            folder = method_folder / clip.name
+            record = _read_cache_record(method_folder)
+            usable = settings.reuse and record is not None and record.get("options") == loader.output_options(name)
+            sr = cached_frames(folder, len(lr)) if usable else None
             if sr is None:
-                bar.set_postfix_str(f"{name} on {clip.name}: upscaling {len(lr)} frames")
+                bar.set_postfix_str(f"{clip.name}: upscaling {len(lr)} frames")
+                method = loader.get(name)
+                if name not in labels:
+                    given = method_map[name]
+                    labels[name] = _unique_label(name if given is method else method.name, name, labels)
+                record = {"method": name, "label": labels[name], "options": loader.output_options(name)}
+                method_folder.mkdir(parents=True, exist_ok=True)
+                (method_folder / "method.json").write_text(json.dumps(record, indent=2) + "\n")
                 start = time.perf_counter()
-                sr = loader.get(name)(lr)
+                sr = method(lr)
                 timings[name].append((time.perf_counter() - start) / len(lr))
                 write_frames(folder, sr)
+            elif name not in labels:
+                labels[name] = _unique_label(record.get("label", name), name, labels)
+            label = labels[name]
             if gt is not None and sr.shape != gt.shape:
-                raise SeteVSRError(f"{name} output {sr.shape} does not match GT {gt.shape} on {clip.name}")
-            profiles[clip.name][name] = sr[:, row].copy()
+                raise SeteVSRError(f"{label} output {sr.shape} does not match GT {gt.shape} on {clip.name}")
+            profiles[clip.name][label] = sr[:, row].copy()
             for metric_name, metric in metrics.items():
-                bar.set_postfix_str(f"{name} on {clip.name}: {metric_name}")
+                bar.set_postfix_str(f"{clip.name}: {metric_name}")
                 value = metric.compute(sr, gt)
                 records.append(
-                    {"clip": clip.name, "method": name, "metric": metric_name, "values": np.atleast_1d(value).tolist()}
+                    {"clip": clip.name, "method": label, "metric": metric_name, "values": np.atleast_1d(value).tolist()}
                 )
+            bar.set_postfix_str(clip.name, refresh=False)
             bar.update(1)
-    bar.close()
+    for bar in bars.values():
+        bar.close()
+    index = state.process_index if state is not None else 0
+    processes = [{"process": index, "device": device, "clips": [c.name for c in clips]}]
 
     if state is not None:
         from accelerate.utils import gather_object
@@ -161,9 +332,20 @@ def evaluate(
         records = gather_object(records)
         profiles = {k: v for part in gather_object([profiles]) for k, v in part.items()}
         timings = {m: sum((t[m] for t in gather_object([timings])), []) for m in method_map}
+        labels = {k: v for part in gather_object([labels]) for k, v in part.items()}
+        processes = gather_object(processes)
         if not state.is_main_process:
             return None
-    return assemble(dataset, list(method_map), metrics, skipped, records, profiles, timings, settings)
+    labelled = [labels.get(m, m) for m in method_map]
+    results = assemble(
+        dataset, labelled, metrics, skipped, records, profiles,
+        {labels.get(m, m): t for m, t in timings.items()}, settings,
+    )  # fmt: skip
+    results["method_options"] = {
+        labels.get(m, m): {"method": m, "options": loader.output_options(m)} for m in method_map
+    }
+    results["processes"] = processes
+    return results
 
 
 def _nanmean(values) -> float | None:
@@ -176,7 +358,12 @@ def assemble(dataset, methods, metrics, skipped, records, profiles, timings, set
     """The results dict: per-frame, per-clip (mean over frames) and per-dataset (mean over clips) values."""
     per_frame: dict = {}
     per_clip: dict = {}
+    seen = set()
     for rec in records:
+        key = (rec["clip"], rec["method"], rec["metric"])
+        if key in seen:  # e.g. a clip evaluated by two processes
+            raise SeteVSRError(f"{rec['metric']} of {rec['method']} on {rec['clip']} was computed twice")
+        seen.add(key)
         values = [None if (v is None or np.isnan(v)) else float(v) for v in rec["values"]]
         per_frame.setdefault(rec["metric"], {}).setdefault(rec["method"], {})[rec["clip"]] = values
         clip_value = _nanmean([np.nan if v is None else v for v in values])

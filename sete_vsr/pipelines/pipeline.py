@@ -90,22 +90,26 @@ class SeTeVSRPipelineOutput(BaseOutput):
     path: Path | None = None
 
 
-def bicubic_upsample(frames: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
+def bicubic_upsample(
+    frames: torch.Tensor, scale: int = SCALE, value_range: tuple[float, float] = (-1.0, 1.0)
+) -> torch.Tensor:
     """Upsample LR frames with PyTorch's bicubic kernel: the LR-conditioning input of SeTe-VSR.
 
     This is ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False)`` (cubic coefficient -0.75, no
     antialiasing, which upsampling does not need), chosen for speed on any device; it is not MATLAB's ``imresize``
     (coefficient -0.5, :func:`sete_vsr.data.imresize.imresize`), which the "Bicubic" baseline column uses. Training
-    must condition on the same upsampling: use this function there too.
+    must condition on the same upsampling: use this function there too. Each frame's result depends on that frame
+    only (the overshoot is clamped to the fixed ``value_range``, not to the batch's values).
 
     Args:
-        frames: `(N, C, H, W)` float frames with values in [lo, hi] (e.g. [0, 1] or [-1, 1]).
+        frames: `(N, C, H, W)` float frames with values in ``value_range``.
         scale: upsampling factor.
+        value_range: the nominal range of the frames, ``(-1, 1)`` for VAE inputs or ``(0, 1)``.
 
     Returns:
-        `(N, C, scale*H, scale*W)` float frames clamped to the input's value range.
+        `(N, C, scale*H, scale*W)` float frames clamped to ``value_range``.
     """
-    low, high = frames.aminmax()
+    low, high = value_range
     return F.interpolate(frames, scale_factor=scale, mode="bicubic", align_corners=False).clamp_(low, high)
 
 
@@ -675,7 +679,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
                 frames = (block[0, :, :, :out_height, :out_width].float() / 2 + 0.5).clamp(0, 1)  # (n, 3, 4H, 4W)
                 if references is not None:
                     lr = _to_tensor(list(islice(references, len(frames))), frames.device)
-                    frames = color_correct(frames, bicubic_upsample(lr), color_fix).clamp(0, 1)
+                    frames = color_correct(frames, bicubic_upsample(lr, value_range=(0.0, 1.0)), color_fix).clamp(0, 1)
                 if writer is not None:
                     for frame in frames.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
                         writer.write(frame)

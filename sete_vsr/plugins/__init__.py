@@ -1,5 +1,6 @@
 """Plug-in blocks for the CNN baselines: SEEM and the Semantic Lens blocks.
 
 SEEM also comes as methods (``<base>+seem``, :mod:`sete_vsr.plugins.method`) and with its fine-tuning entry,
-``accelerate launch -m sete_vsr.plugins.train_seem CONFIG.yaml`` (:mod:`sete_vsr.plugins.train_seem`).
+``accelerate launch -m sete_vsr.plugins.train_seem CONFIG.yaml`` (:mod:`sete_vsr.plugins.train_seem`). BasicVSR with the
+Semantic Lens blocks comes as ``<basicvsr>+semantic-lens`` (:class:`sete_vsr.plugins.method.SemanticLensMethod`).
 """

@@ -60,7 +60,15 @@ from sete_vsr.plugins.semantic_lens import (
     semantic_lens_parameters,
 )
 
-__all__ = ["BasicVSRSemanticLens"]
+__all__ = [
+    "FORMAT",
+    "BasicVSRSemanticLens",
+    "SemanticLensWithSAM2",
+    "load_semantic_lens_weights",
+    "save_semantic_lens_weights",
+]
+
+FORMAT = "sete-vsr-semantic-lens"
 
 
 class BasicVSRSemanticLens(BasicVSR):
@@ -91,6 +99,8 @@ class BasicVSRSemanticLens(BasicVSR):
     ) -> None:
         super().__init__(num_feat, num_block)
         self.semantic_dim = semantic_dim
+        self.attn_dim = attn_dim
+        self.window_size = window_size
         self.backward_image = IMAGE(num_feat, attn_dim, window_size)
         self.forward_image = IMAGE(num_feat, attn_dim, window_size)
         self.backward_space = SPACE(num_feat, semantic_dim, attn_dim)
@@ -191,3 +201,87 @@ class BasicVSRSemanticLens(BasicVSR):
             backward_feats[i] = None  # free it as soon as it is used
             outputs.append(self._upsample(fused, x[:, i]))
         return torch.stack(outputs, dim=1)
+
+
+class SemanticLensWithSAM2(nn.Module):
+    """A :class:`BasicVSRSemanticLens` with BasicVSR's signature: its semantics are made from the frames it is given.
+
+    Args:
+        model: the network.
+        semantics: the frozen SAM2 prior with ``masks_and_embeddings(frames)``
+            (:class:`~sete_vsr.plugins.sam_prior.Sam2PointGridMasks`); not a submodule, so it stays out of state dicts.
+
+    ``forward``: ``x (N, T, 3, H, W)`` RGB in [0, 1] -> ``(N, T, 3, 4H, 4W)``; SAM2 runs on every frame at the size
+    the network sees.
+    """
+
+    def __init__(self, model: BasicVSRSemanticLens, semantics) -> None:
+        super().__init__()
+        self.model = model
+        self.semantics = semantics
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            masks, embeddings = self.semantics.masks_and_embeddings(x.flatten(0, 1))
+        return self.model(x, embeddings.unflatten(0, x.shape[:2]), masks.unflatten(0, x.shape[:2]))
+
+
+def save_semantic_lens_weights(model: BasicVSRSemanticLens, path, metadata: dict | None = None):
+    """Write ``model``'s full state dict to the safetensors file ``path``, with its sizes and ``metadata``.
+
+    ``metadata`` (JSON-encodable values) records what the blocks were trained with, e.g. ``base`` (registry name),
+    ``sam2``, ``points_per_side``, ``num_masks``; ``format``, ``arch_kwargs`` and ``semantic_lens_kwargs`` are added.
+    Written under a temporary name and renamed, so never partial. Returns the path.
+    """
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sizes = {
+        "arch_kwargs": {"num_feat": model.num_feat, "num_block": len(model.forward_trunk.main[2])},
+        "semantic_lens_kwargs": {
+            "semantic_dim": model.semantic_dim, "attn_dim": model.attn_dim, "window_size": model.window_size
+        },
+    }  # fmt: skip
+    encoded = {key: json.dumps(value) for key, value in {**(metadata or {}), **sizes, "format": FORMAT}.items()}
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(temp), encoded)
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
+def load_semantic_lens_weights(path) -> tuple[BasicVSRSemanticLens, dict]:
+    """The network stored by :func:`save_semantic_lens_weights` (strictly loaded, eval mode, CPU) and its metadata.
+
+    Raises:
+        SeteVSRError: a missing or unreadable file, one without the format metadata, or tensors that do not fit.
+    """
+    import json
+    from pathlib import Path
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    from sete_vsr.baselines.checkpoints import load_state_dict_strict
+    from sete_vsr.errors import SeteVSRError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SeteVSRError(f"Semantic Lens weights not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = {key: json.loads(value) for key, value in (f.metadata() or {}).items()}
+        state_dict = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise SeteVSRError(f"cannot read Semantic Lens weights {path}: {err}") from err
+    if metadata.get("format") != FORMAT:
+        raise SeteVSRError(f"{path} is not a Semantic Lens weights file (no format={FORMAT!r} metadata)")
+    model = BasicVSRSemanticLens(**metadata["arch_kwargs"], **metadata["semantic_lens_kwargs"])
+    load_state_dict_strict(model, state_dict, source=str(path))
+    return model.eval(), metadata

@@ -1,4 +1,5 @@
-"""A baseline with SEEM as a method: ``load_method("basicvsr-vimeo-bi+seem", seem_weights=FILE)``.
+"""A baseline with SEEM as a method: ``load_method("basicvsr-vimeo-bi+seem", seem_weights=FILE)``; and BasicVSR with
+the Semantic Lens blocks: ``load_method("basicvsr-vimeo-bi+semantic-lens")`` (:class:`SemanticLensMethod`).
 
 It goes into evaluation tables next to the base network (``basicvsr-vimeo-bi``) and its test-time adaptation
 (``basicvsr-vimeo-bi+adapt``). Each clip runs as the base method runs it (recurrent chunks for BasicVSR, a sliding
@@ -98,6 +99,129 @@ class SEEMMethod(VSRMethod):
             SEEMWithMasks(model, masks), name=self.name, device=torch_device, progress=_flag(progress), **options
         )
 
+    @classmethod
+    def accepted_options(cls, base: str) -> frozenset[str]:
+        """The options of ``__init__`` and of ``base``'s method wrapper (read by ``load_method``)."""
+        return _options_with_wrapper(cls, base)
+
     def upscale(self, frames: np.ndarray) -> np.ndarray:
         """``(T, H, W, 3)`` uint8 -> ``(T, 4H, 4W, 3)`` uint8, chunk by chunk as the base method."""
+        return self.runner.upscale(frames)
+
+
+def _options_with_wrapper(cls, base: str) -> frozenset[str]:
+    from sete_vsr.baselines.method import wrapper_options
+    from sete_vsr.baselines.registry import get_spec
+    from sete_vsr.methods import signature_options
+
+    return signature_options(cls) | wrapper_options(get_spec(base).arch)
+
+
+class SemanticLensMethod(VSRMethod):
+    """BasicVSR with the Semantic Lens blocks (paper 001), semantics from SAM2 on the LR frames.
+
+    ``load_method("basicvsr-vimeo-bi+semantic-lens")``: the official BasicVSR converted by
+    :meth:`~sete_vsr.plugins.basicvsr_semantic_lens.BasicVSRSemanticLens.from_basicvsr` (blocks at identity, so the
+    output is the base network's; the name says ``+semantic-lens-untrained``), or with ``semantic_lens_weights=FILE``
+    a network saved by :func:`~sete_vsr.plugins.basicvsr_semantic_lens.save_semantic_lens_weights`. The semantics
+    (SAM2 image embeddings as the global and instance semantics, SAM2 point-grid masks as the instances; the paper's
+    X-Decoder is not available, see :mod:`sete_vsr.plugins.semantic_lens`) come from transformers' ``Sam2Model``,
+    made chunk by chunk at the LR size the network sees.
+
+    Args:
+        base: a BasicVSR registry name (``"basicvsr-vimeo-bi"``, ...).
+        checkpoint: the base checkpoint (otherwise found or downloaded); unused with ``semantic_lens_weights``.
+        semantic_lens_weights: the trained network; ``None`` leaves the blocks untrained.
+        sam2: Hub id or local ``Sam2Model.save_pretrained`` folder; default: the one recorded in the weights, else
+            :data:`~sete_vsr.plugins.sam_prior.DEFAULT_SAM2_MODEL`. Its embedding width is the blocks' ``S``.
+        points_per_side, num_masks: ``N_g`` and mask channels of the prior; default as recorded, else 8 and 64.
+        attn_dim, window_size: ``D`` and IMAGE's ``k`` of untrained blocks (trained weights carry theirs).
+        device, progress: as the baselines.
+        name: the method's name; default ``"<base>+semantic-lens"``, ``"<base>+semantic-lens-untrained"`` without
+            weights.
+        **options: passed to :class:`~sete_vsr.baselines.method.RecurrentBaselineMethod` (``chunk_length``,
+            ``chunk_overlap``).
+
+    Memory: IMAGE holds ``(1, num_masks+1, k*k, H*W)`` per step (about 0.33 GB in float32 for 64 masks, ``k = 7``
+    and a 180 x 144 LR frame).
+
+    Raises:
+        SeteVSRError: a base that is not BasicVSR, weights from another base or SAM2 of another width, or SAM2
+            weights that cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        base: str,
+        checkpoint: str | None = None,
+        semantic_lens_weights: str | None = None,
+        sam2: str | None = None,
+        points_per_side: int | str | None = None,
+        num_masks: int | str | None = None,
+        attn_dim: int | str = 64,
+        window_size: int | str = 7,
+        device: str | None = None,
+        progress: bool | str = True,
+        name: str | None = None,
+        **options,
+    ):
+        from sete_vsr.baselines.method import RecurrentBaselineMethod, select_device
+        from sete_vsr.baselines.registry import get_spec, load_baseline_model
+        from sete_vsr.errors import SeteVSRError
+        from sete_vsr.plugins.basicvsr_semantic_lens import (
+            BasicVSRSemanticLens,
+            SemanticLensWithSAM2,
+            load_semantic_lens_weights,
+        )
+        from sete_vsr.plugins.sam_prior import Sam2PointGridMasks, _unavailable_weights_message
+
+        spec = get_spec(base)
+        if spec.arch != "basicvsr":
+            raise SeteVSRError(f"{base} is a {spec.arch} network; the Semantic Lens method exists for BasicVSR only")
+        self.trained = semantic_lens_weights is not None
+        self.metadata: dict = {}
+        if self.trained:
+            model, self.metadata = load_semantic_lens_weights(semantic_lens_weights)
+            if self.metadata.get("base", base) != base:
+                raise SeteVSRError(
+                    f"{semantic_lens_weights} was trained from {self.metadata['base']}, not {base}: "
+                    f"use the method {self.metadata['base']}+semantic-lens"
+                )
+        sam2 = sam2 or self.metadata.get("sam2", DEFAULT_SAM2_MODEL)
+        torch_device = select_device(device)
+        try:
+            semantics = Sam2PointGridMasks.from_pretrained(
+                sam2,
+                device=torch_device,
+                points_per_side=int(points_per_side or self.metadata.get("points_per_side", 8)),
+                num_masks=int(num_masks or self.metadata.get("num_masks", 64)),
+            )
+        except OSError as err:
+            raise SeteVSRError(_unavailable_weights_message(sam2, "transformers", err)) from err
+        semantic_dim = int(semantics.model.config.vision_config.fpn_hidden_size)
+        if not self.trained:
+            model = BasicVSRSemanticLens.from_basicvsr(
+                load_baseline_model(base, checkpoint),
+                semantic_dim=semantic_dim,
+                attn_dim=int(attn_dim),
+                window_size=int(window_size),
+            )
+        elif model.semantic_dim != semantic_dim:
+            raise SeteVSRError(
+                f"{semantic_lens_weights} expects {model.semantic_dim}-channel SAM2 embeddings, {sam2} gives "
+                f"{semantic_dim}: pass the sam2=DIR it was trained with"
+            )
+        self.name = name or (f"{base}+semantic-lens" if self.trained else f"{base}+semantic-lens-untrained")
+        self.runner = RecurrentBaselineMethod(
+            SemanticLensWithSAM2(model, semantics), name=self.name, device=torch_device, progress=_flag(progress),
+            **options,
+        )  # fmt: skip
+
+    @classmethod
+    def accepted_options(cls, base: str) -> frozenset[str]:
+        """The options of ``__init__`` and of the recurrent wrapper (read by ``load_method``)."""
+        return _options_with_wrapper(cls, base)
+
+    def upscale(self, frames: np.ndarray) -> np.ndarray:
+        """``(T, H, W, 3)`` uint8 -> ``(T, 4H, 4W, 3)`` uint8, chunk by chunk as BasicVSR."""
         return self.runner.upscale(frames)

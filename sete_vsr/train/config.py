@@ -24,9 +24,30 @@ STAGES = ("1", "2", "vae")
 DATASET_TYPES = ("reds", "frames", "videos", "paired")
 DEGRADATIONS = ("realbasicvsr", "BI", "BD")
 
-# Keys that change what a checkpoint holds (model layout, trainable set, optimizer and EMA state): a run can only
-# resume from a checkpoint written with the same values.
-RESUME_KEYS = ("stage", "pretrained_model", "only_new_modules", "use_ema", "use_8bit_adam")
+# Keys a run can only resume with if the checkpoint was written with the same values (dotted keys reach sections):
+# those that change what a checkpoint holds (model layout, trainable set, optimizer, EMA and grad-scaler state) and
+# those that change the stream of batches (seed, batch, accumulation, how clips are cut, degraded and targeted), so
+# that a resumed run could not be the run it continues. Hyper-parameters one may change on purpose when resuming
+# (max_train_steps, learning rate and schedule, Adam, clipping, EMA decay, loss weights, data paths, checkpointing,
+# validation, logging) are not compared; a resumed run logs which of them changed.
+RESUME_KEYS = (
+    "stage",
+    "pretrained_model",
+    "only_new_modules",
+    "use_ema",
+    "use_8bit_adam",
+    "mixed_precision",
+    "seed",
+    "train_batch_size",
+    "gradient_accumulation_steps",
+    "data.type",
+    "data.num_frames",
+    "data.crop_size",
+    "data.degradation",
+    "data.exclude",
+    "data.augment",
+    "data.usm_gt",
+)
 
 
 @dataclass
@@ -44,6 +65,12 @@ class DataConfig:
             or ``BD``; unused by ``paired`` data and by the VAE stage.
         exclude: clip names left out; ``null`` leaves out REDS4 for ``reds`` and nothing otherwise.
         augment: random flips and transposes of whole clips.
+        usm_gt: stages 1 and 2 diffuse the latents of the unsharp-masked GT (``hr_usm`` of the dataset) instead of
+            the plain GT, as RealBasicVSR (``is_use_sharpened_gt_in_pixel``) and MGLD-VSR (USM on ``gts``) train.
+            The LR is made as ``degradation`` says either way; the VAE stage always reconstructs the plain GT.
+        cache_dir: a latent cache filled by ``python -m sete_vsr.train.cache CONFIG key=value...`` (see
+            :mod:`sete_vsr.train.cache`): stages 1 and 2 then read the SAM2 embeddings, LR latents and GT latent
+            distributions from it instead of running the frozen encoders. ``null``: computed on the fly.
         num_workers: ``DataLoader`` worker processes (the degradation runs there).
     """
 
@@ -55,6 +82,8 @@ class DataConfig:
     degradation: str = "realbasicvsr"
     exclude: list[str] | None = None
     augment: bool = True
+    usm_gt: bool = True
+    cache_dir: str | None = None
     num_workers: int = 4
 
 
@@ -69,7 +98,8 @@ class ValidationConfig:
         crop_size: HR crop side (a fixed, seeded position), ``null`` for whole frames.
         degradation: ``realbasicvsr``, ``BI`` or ``BD``, with a fixed seed.
         num_inference_steps: DDPM steps of the render.
-        every_n_steps: steps between renders; 0 renders only at the end.
+        every_n_steps: steps between renders, each logging ``validation/psnr``, ``validation/lpips`` (or
+            ``validation/lpips_skipped``, why) and the frames; 0 renders only at the end (which always renders).
         seed: seed of the crop, the degradation and the pipeline's noise.
     """
 
@@ -111,7 +141,8 @@ class TrainConfig:
             instead of the whole spatial U-Net.
         train_batch_size: clips per device per step.
         max_train_steps: optimizer steps of the run.
-        gradient_accumulation_steps: batches accumulated per optimizer step.
+        gradient_accumulation_steps: batches accumulated per optimizer step (``max_train_steps`` counts optimizer
+            steps, so a run reads ``max_train_steps * gradient_accumulation_steps`` batches).
         gradient_checkpointing: recompute activations in the backward pass to save memory.
         mixed_precision: ``no``, ``fp16`` or ``bf16``; ``null`` follows ``accelerate launch``/its config. Frozen
             models run in that dtype; the trained model keeps fp32 weights.
@@ -122,7 +153,10 @@ class TrainConfig:
         adam_beta1, adam_beta2, adam_epsilon, adam_weight_decay: Adam's hyper-parameters.
         use_8bit_adam: bitsandbytes' 8-bit Adam (needs ``bitsandbytes``).
         max_grad_norm: gradient-norm clipping.
-        use_ema: keep an exponential moving average of the trained weights and save it as the result.
+        use_ema: keep an exponential moving average of the trained weights (diffusers' ``EMAModel``). Validation
+            renders use it, and the saved pipeline holds the EMA of the trained tensors (the others are the
+            starting ones); checkpoints hold both the raw weights training continues from (``model.safetensors``)
+            and the EMA (``custom_checkpoint_0.pkl``).
         ema_decay: EMA decay.
         vae_loss: loss weights of the VAE stage, see :class:`VAELossConfig`.
         checkpointing_steps: steps between ``accelerator.save_state`` checkpoints (0: none).
@@ -289,6 +323,8 @@ def _check(config: TrainConfig) -> None:
     for key, name in degradations.items():
         if name not in DEGRADATIONS:
             raise SeteVSRError(f"{key} must be one of {', '.join(DEGRADATIONS)}, got {name!r}")
+    if config.data.cache_dir is not None and config.stage == "vae":
+        raise SeteVSRError("data.cache_dir is for stages 1 and 2 (the VAE stage runs its encoder on HR pixels)")
     if config.mixed_precision not in (None, "no", "fp16", "bf16"):
         raise SeteVSRError(f"mixed_precision must be no, fp16, bf16 or null, got {config.mixed_precision!r}")
     positive = {

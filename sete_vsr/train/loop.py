@@ -7,6 +7,9 @@
 * ``stage: vae``: only the temporal layers of the VAE decoder are trained, to reconstruct HR clips (L1, LPIPS when
   its weights are available, and an L1 term on frame differences).
 
+With ``data.cache_dir``, stages 1 and 2 read the frozen encoders' outputs from a latent cache filled beforehand
+(:mod:`sete_vsr.train.cache`) instead of running the VAE encoder and SAM2 on every batch.
+
 Each run starts from a saved ``SeTeVSRPipeline`` and ends by saving the whole pipeline, with the trained component
 replaced; the run is added to the pipeline's construction record (``assembled_from["training_stages"]`` in
 ``model_index.json``), which its model card shows and a stage-2 run checks. Reproducibility: data draws and
@@ -17,6 +20,7 @@ batch)``, so a resumed run continues exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -38,6 +42,8 @@ from ..errors import SeteVSRError
 from .config import RESUME_KEYS, TrainConfig, config_to_dict, save_config
 
 logger = get_logger(__name__, log_level="INFO")
+# For messages before the Accelerator exists (accelerate's logger refuses to log before its state is initialised).
+early_logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "training_config.yaml"
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -58,15 +64,22 @@ def _degradation(name: str):
     return None if name == "realbasicvsr" else functools.partial(_classic_degradation, name=name)
 
 
-def build_train_dataset(config: TrainConfig):
+def build_train_dataset(config: TrainConfig, use_cache: bool = True):
     """The training clips of ``config.data``, seeded by ``config.seed`` (draws depend on ``(seed, epoch, index)``).
 
+    With ``data.cache_dir`` (and ``use_cache``) the items come from the latent cache instead, checked against the
+    config (:func:`sete_vsr.train.cache.open_cache`). Stages 1 and 2 also get ``"hr_usm"`` when ``data.usm_gt``.
+
     Raises:
-        SeteVSRError: no ``data.root``, a missing folder, or no usable clip in it.
+        SeteVSRError: no ``data.root``, a missing folder, no usable clip in it, or a cache that does not match.
     """
-    from ..data.datasets import REDS4_CLIPS, FrameFolderDataset, PairedFolderDataset, VideoFolderDataset
+    from ..data.datasets import REDS4_CLIPS, FrameFolderDataset, PairedFolderDataset, REDSDataset, VideoFolderDataset
 
     data = config.data
+    if use_cache and data.cache_dir is not None:
+        from .cache import open_cache
+
+        return open_cache(config)
     if data.root is None:
         raise SeteVSRError("data.root is required: the folder of training clips")
     for key, root in (("data.root", data.root), ("data.lr_root", data.lr_root)):
@@ -74,13 +87,14 @@ def build_train_dataset(config: TrainConfig):
             raise SeteVSRError(f"dataset path {key}={root} does not exist")
     exclude = data.exclude if data.exclude is not None else (REDS4_CLIPS if data.type == "reds" else ())
     common = {"num_frames": data.num_frames, "crop_size": data.crop_size, "augment": data.augment, "seed": config.seed}
+    common["sharpened_hr"] = data.usm_gt and config.stage != "vae"
     if data.type == "paired":
         if data.lr_root is None:
             raise SeteVSRError("data.type=paired needs data.lr_root (LR frames) next to data.root (HR frames)")
         return PairedFolderDataset(data.lr_root, data.root, exclude=exclude, **common)
     # The VAE stage only reads the HR clips: a cheap deterministic LR instead of the second-order degradation.
     degradation = _degradation("BI" if config.stage == "vae" else data.degradation)
-    dataset_cls = VideoFolderDataset if data.type == "videos" else FrameFolderDataset
+    dataset_cls = {"videos": VideoFolderDataset, "reds": REDSDataset}.get(data.type, FrameFolderDataset)
     return dataset_cls(data.root, degradation=degradation, exclude=exclude, **common)
 
 
@@ -108,8 +122,9 @@ def load_validation_clip(config: TrainConfig) -> dict[str, Any] | None:
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack the ``"hr"`` and ``"lr"`` clips of dataset items into `(B, F, 3, H, W)` batches."""
-    return {key: torch.stack([item[key] for item in items]) for key in ("hr", "lr")}
+    """Stack the tensors of dataset items (``"hr"``, ``"lr"``, ``"hr_usm"`` or cached ones) into `(B, F, ...)`."""
+    keys = [key for key, value in items[0].items() if torch.is_tensor(value)]
+    return {key: torch.stack([item[key] for item in items]) for key in keys}
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
@@ -193,7 +208,7 @@ def find_resume_checkpoint(config: TrainConfig, resume_keys: tuple[str, ...] = R
     if config.resume_from_checkpoint == "latest":
         checkpoints = list_checkpoints(Path(config.output_dir))
         if not checkpoints:
-            logger.info(f"resume_from_checkpoint=latest: no checkpoint in {config.output_dir}, starting a new run")
+            early_logger.info(f"resume_from_checkpoint=latest: no checkpoint in {config.output_dir}, new run")
             return None
         path = checkpoints[-1]
     else:
@@ -203,12 +218,29 @@ def find_resume_checkpoint(config: TrainConfig, resume_keys: tuple[str, ...] = R
         raise SeteVSRError(f"resume_from_checkpoint={path} is not a {CHECKPOINT_PREFIX}<step> folder")
     if not saved_config.is_file():
         raise SeteVSRError(f"resume_from_checkpoint={path} is not a checkpoint of this trainer (no {CONFIG_NAME})")
-    saved = yaml.safe_load(saved_config.read_text())
-    different = [key for key in resume_keys if saved.get(key) != getattr(config, key)]
+    saved = flatten_config(yaml.safe_load(saved_config.read_text()))
+    current = flatten_config(dataclasses.asdict(config))
+    different = [key for key in resume_keys if saved.get(key) != current.get(key)]
     if different:
-        details = ", ".join(f"{key}: checkpoint {saved.get(key)!r}, config {getattr(config, key)!r}" for key in different)
+        details = ", ".join(f"{key}: checkpoint {saved.get(key)!r}, config {current.get(key)!r}" for key in different)
         raise SeteVSRError(f"checkpoint {path} does not match the config ({details})")
+    ignored = {"resume_from_checkpoint", "max_train_steps"}
+    changed = [key for key in current if key not in ignored and key in saved and saved[key] != current[key]]
+    if changed:
+        details = ", ".join(f"{key}: {saved[key]!r} -> {current[key]!r}" for key in changed)
+        early_logger.warning(f"resuming from {path} with changed settings: {details}")
     return path
+
+
+def flatten_config(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``{"data.num_frames": 1, ...}`` (values as they are, lists included)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def save_checkpoint(accelerator: Accelerator, config: TrainConfig, global_step: int) -> None:
@@ -247,12 +279,29 @@ def encode_conditioning(vae, semantic_encoder, lr: torch.Tensor) -> tuple[torch.
         ``(lr_latents, semantic_embeds)``: the VAE latents (mode, times ``scaling_factor``) of the frames upsampled
         x4 with :func:`~sete_vsr.pipelines.pipeline.bicubic_upsample`, and the SAM2 embeddings of the LR frames.
     """
+    return encode_lr_latents(vae, lr), encode_semantics(semantic_encoder, lr)
+
+
+def encode_lr_latents(vae, lr: torch.Tensor) -> torch.Tensor:
+    """VAE latents (mode, times ``scaling_factor``, float32) of `(N, 3, h, w)` LR frames in [-1, 1] upsampled x4.
+
+    As in the pipeline, :func:`~sete_vsr.pipelines.pipeline.bicubic_upsample` treats each frame on its own, so a
+    frame's conditioning does not depend on the other frames of its batch, and cached latents equal live ones.
+    """
     from ..pipelines.pipeline import bicubic_upsample
 
     upsampled = bicubic_upsample(lr.float()).to(vae.dtype)
-    lr_latents = vae.encode(upsampled).latent_dist.mode() * vae.config.scaling_factor
-    semantic_embeds = semantic_encoder((lr.float() + 1) / 2)
-    return lr_latents.float(), semantic_embeds.float()
+    return (vae.encode(upsampled).latent_dist.mode() * vae.config.scaling_factor).float()
+
+
+def encode_semantics(semantic_encoder, lr: torch.Tensor) -> torch.Tensor:
+    """SAM2 embeddings (float32) of `(N, 3, h, w)` LR frames in [-1, 1]."""
+    return semantic_encoder((lr.float() + 1) / 2).float()
+
+
+def encode_target(vae, hr: torch.Tensor) -> torch.Tensor:
+    """The parameters (mean and log-variance, `(N, 2 C, H/8, W/8)`) of the VAE posterior of `(N, 3, H, W)` GT frames."""
+    return vae.encode(hr.to(vae.dtype)).latent_dist.parameters
 
 
 def diffusion_loss(
@@ -266,14 +315,26 @@ def diffusion_loss(
     """The DDPM loss of Eq. 1 on a batch of clips: `||eps - eps_theta(z_t, t, LR latents, SAM2(LR))||^2`.
 
     One timestep per clip, independent noise per frame. The target is the noise for an ``epsilon`` scheduler (the
-    paper) and the velocity for a ``v_prediction`` one.
+    paper) and the velocity for a ``v_prediction`` one. The clean latents are drawn from the VAE posterior of
+    ``batch["hr_usm"]`` when the batch has it (``data.usm_gt``), of ``batch["hr"]`` otherwise. A batch of the latent
+    cache (``data.cache_dir``) brings the encoder outputs instead of pixels: ``"hr_moments"`` (the posterior's
+    parameters), ``"lr_latents"`` and ``"semantic_embeds"``, each `(B, F, ...)`; the draws from ``generator`` are the
+    same either way, so a cached batch gives the loss of the batch it was made from.
     """
-    hr, lr = batch["hr"], batch["lr"]  # (B, F, 3, H, W), (B, F, 3, H/4, W/4) in [-1, 1]
-    clips, num_frames = hr.shape[:2]
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
     with torch.no_grad():
-        posterior = vae.encode(hr.flatten(0, 1).to(vae.dtype)).latent_dist
+        if "hr_moments" in batch:
+            clips, num_frames = batch["hr_moments"].shape[:2]
+            posterior = DiagonalGaussianDistribution(batch["hr_moments"].flatten(0, 1).to(vae.dtype))
+            lr_latents = batch["lr_latents"].flatten(0, 1).float()
+            semantic_embeds = batch["semantic_embeds"].flatten(0, 1).float()
+        else:
+            hr, lr = batch.get("hr_usm", batch["hr"]), batch["lr"]  # (B, F, 3, H, W), (B, F, 3, H/4, W/4) in [-1, 1]
+            clips, num_frames = hr.shape[:2]
+            posterior = DiagonalGaussianDistribution(encode_target(vae, hr.flatten(0, 1)))
+            lr_latents, semantic_embeds = encode_conditioning(vae, semantic_encoder, lr.flatten(0, 1))
         latents = (posterior.sample(generator) * vae.config.scaling_factor).float()
-        lr_latents, semantic_embeds = encode_conditioning(vae, semantic_encoder, lr.flatten(0, 1))
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
     timesteps = torch.randint(
         0, noise_scheduler.config.num_train_timesteps, (clips,), generator=generator, device=latents.device
@@ -333,7 +394,10 @@ def load_lpips(device: torch.device):
 def log_validation(
     pipeline, clip: dict[str, Any], config: TrainConfig, accelerator: Accelerator, global_step: int, weight_dtype
 ) -> dict[str, float]:
-    """Render the validation clip, log PSNR (and LPIPS when available) and the frames to the trackers."""
+    """Render the validation clip, log PSNR, LPIPS and the frames (bicubic / output / GT rows) to the trackers.
+
+    Without the LPIPS weights, ``validation/lpips_skipped`` (text: why) is logged in place of ``validation/lpips``.
+    """
     from ..eval.metrics import WeightsUnavailable, build_metric
 
     logger.info(f"validation at step {global_step}: rendering {config.validation.num_frames} frames")
@@ -357,6 +421,7 @@ def log_validation(
         metrics["validation/lpips"] = float(build_metric("lpips", device=accelerator.device).compute(output, gt).mean())
     except WeightsUnavailable as err:
         logger.info(f"validation LPIPS skipped: {err}")
+        accelerator.log({"validation/lpips_skipped": str(err)}, step=global_step)
     accelerator.log(metrics, step=global_step)
     bicubic = F.interpolate(torch.from_numpy(lr).permute(0, 3, 1, 2).float(), size=gt.shape[1:3], mode="bicubic")
     bicubic = bicubic.clamp(0, 255).round().byte().permute(0, 2, 3, 1).numpy()
@@ -378,7 +443,8 @@ def log_validation(
 def record_training(pipeline, config: TrainConfig, global_step: int, metrics: dict[str, float]) -> None:
     """Add this run to the pipeline's construction record, which its model card and the stage-2 check read."""
     record = dict(pipeline.config.get("assembled_from") or {})
-    stage = {"stage": config.stage, "steps": global_step, "from": config.pretrained_model, **metrics}
+    stage = {"stage": config.stage, "steps": global_step, "from": config.pretrained_model, "ema": config.use_ema}
+    stage.update(metrics)
     stages = [*record.get("training_stages", []), stage]
     names = {"1": "stage 1 (spatial U-Net: SeAM, LR conditioning)", "2": "stage 2 (temporal transformer, TSAM)"}
     done = "; ".join(f"{names.get(s['stage'], 'temporal VAE decoder')} for {s['steps']} steps" for s in stages)
@@ -407,16 +473,19 @@ def push_to_hub(config: TrainConfig) -> None:
 
 def main(config: TrainConfig) -> None:
     """Train one stage as described by ``config`` (see :class:`~sete_vsr.train.config.TrainConfig`)."""
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     # 1. Everything that can be wrong with the inputs is checked before any model is loaded.
-    train_dataset = build_train_dataset(config)
-    validation_clip = load_validation_clip(config)
-    check_starting_pipeline(config)
-    resume_path = find_resume_checkpoint(config)
     if config.use_8bit_adam:
         try:
             import bitsandbytes
         except ImportError as err:
-            raise SeteVSRError("use_8bit_adam needs bitsandbytes: pip install bitsandbytes") from err
+            raise SeteVSRError(
+                f"use_8bit_adam=true needs bitsandbytes ({err}): pip install bitsandbytes, or set use_8bit_adam=false"
+            ) from err
+    train_dataset = build_train_dataset(config)
+    validation_clip = load_validation_clip(config)
+    check_starting_pipeline(config)
+    resume_path = find_resume_checkpoint(config)
 
     output_dir = Path(config.output_dir)
     accelerator = Accelerator(
@@ -429,7 +498,6 @@ def main(config: TrainConfig) -> None:
         # The data order of an epoch depends on (seed, epoch) only, which makes resuming exact.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
     set_seed(config.seed)
     if accelerator.is_main_process:
@@ -448,6 +516,10 @@ def main(config: TrainConfig) -> None:
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     pipeline = SeTeVSRPipeline.from_pretrained(config.pretrained_model)
     vae, unet, semantic_encoder = pipeline.vae, pipeline.unet, pipeline.semantic_encoder
+    if config.data.cache_dir is not None:
+        from .cache import check_cache_encoders
+
+        check_cache_encoders(train_dataset, vae, semantic_encoder)
     noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     for module in (vae, unet, semantic_encoder):
         module.requires_grad_(False)
@@ -505,6 +577,11 @@ def main(config: TrainConfig) -> None:
     )
     updates_per_epoch = math.ceil(len(train_dataloader) / config.gradient_accumulation_steps)
     num_epochs = math.ceil(config.max_train_steps / updates_per_epoch)
+    if config.data.cache_dir is not None and num_epochs > train_dataset.passes:
+        logger.warning(
+            f"the latent cache holds {train_dataset.passes} pass(es) for {num_epochs} epochs: "
+            "later epochs reuse its draws (fill it with more --passes for more variety)"
+        )
     if accelerator.is_main_process:
         accelerator.init_trackers(config.tracker_project_name, config=config_to_dict(config))
 
@@ -522,23 +599,27 @@ def main(config: TrainConfig) -> None:
     logger.info(f"  optimization steps = {config.max_train_steps}, starting at step {global_step}")
 
     def validate(step: int) -> dict[str, float]:
-        """Render the validation clip with the current (EMA, when enabled) weights."""
+        """Render the validation clip with the current (EMA, when enabled) weights, then go back to training."""
         if ema is not None:
             ema.store(trainable)
             ema.copy_to(trainable)
-        render = SeTeVSRPipeline(
-            vae=vae, unet=unet, scheduler=pipeline.scheduler, semantic_encoder=semantic_encoder
-        ).to(accelerator.device)
-        metrics = log_validation(render, validation_clip, config, accelerator, step, weight_dtype)
-        if ema is not None:
-            ema.restore(trainable)
-        return metrics
+        model.eval()
+        try:
+            render = SeTeVSRPipeline(
+                vae=vae, unet=unet, scheduler=pipeline.scheduler, semantic_encoder=semantic_encoder
+            ).to(accelerator.device)
+            return log_validation(render, validation_clip, config, accelerator, step, weight_dtype)
+        finally:
+            model.train()
+            if ema is not None:
+                ema.restore(trainable)
 
     # 4. The loop.
     progress_bar = tqdm(
         range(config.max_train_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process
     )
     train_loss = 0.0
+    batches_seen = 0  # by this process in this run, to report the accumulation
     for epoch in range(first_epoch, num_epochs):
         train_dataset.set_epoch(epoch)
         train_dataloader.set_epoch(epoch)
@@ -546,6 +627,7 @@ def main(config: TrainConfig) -> None:
         batches = accelerator.skip_first_batches(train_dataloader, skipped) if skipped else train_dataloader
         for index, batch in enumerate(batches, start=skipped):
             generator = batch_generator(accelerator.device, config.seed, accelerator.process_index, epoch, index)
+            batches_seen += 1
             with accelerator.accumulate(model):
                 if config.stage == "vae":
                     terms = vae_loss(batch, model, lpips_net, config, generator)
@@ -577,12 +659,15 @@ def main(config: TrainConfig) -> None:
             if config.checkpointing_steps and global_step % config.checkpointing_steps == 0:
                 save_checkpoint(accelerator, config, global_step)
             every = config.validation.every_n_steps
-            if validation_clip is not None and every and global_step % every == 0 and accelerator.is_main_process:
+            periodic = every and global_step % every == 0 and global_step < config.max_train_steps  # last: at the end
+            if validation_clip is not None and periodic and accelerator.is_main_process:
                 validate(global_step)
             if global_step >= config.max_train_steps:
                 break
+    logger.info(f"trained to step {global_step}: {batches_seen} batches on this process in this run")
 
-    # 5. Save the whole pipeline with the trained component (fp32, EMA weights when enabled) and upload it.
+    # 5. Save the whole pipeline with the trained component (fp32; with EMA, the EMA of the trained tensors and the
+    # starting value of the frozen ones: the raw weights stay in the checkpoints) and upload it.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         trained = accelerator.unwrap_model(model)

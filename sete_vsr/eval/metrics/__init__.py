@@ -16,12 +16,16 @@ dists           ↓      DISTS (needs torchvision VGG16 + DISTS alpha/beta)
 niqe            ↓      NIQE, BasicSR/MATLAB convention, own implementation
 brisque         ↓      BRISQUE, LIVE formulation, own implementation
 musiq, clipiqa  ↑      through pyiqa (optional extra, cached weights)
-dover           ↑      DOVER fused overall score (network not bundled)
-ewarp[_B]       ↓      E_warp x1e-3 on the output, flow backend B (dis default,
-                       farneback, raft, spynet)
+dover           ↑      DOVER fused overall score, own implementation (needs DOVER.pth)
+ewarp_B         ↓      E_warp x1e-3 on the output, flow backend B (dis,
+                       farneback, raft, spynet); ``ewarp`` = ``ewarp_dis``
 tof             ↓      TecoGAN tOF (Farneback)
 tlp             ↓      TecoGAN tLP x100 (needs LPIPS weights)
 ==============  =====  ==================================================
+
+An alias (``ewarp``) is accepted wherever a name is, and results are recorded
+under the name it stands for (:func:`canonical_metric_name`), so the flow
+backend is always part of a temporal metric's recorded name.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ METRICS: dict[str, tuple[str, dict]] = {
     "brisque": (".brisque:BRISQUE", {}),
     "musiq": (".external:PyIQAMetric", {"which": "musiq"}),
     "clipiqa": (".external:PyIQAMetric", {"which": "clipiqa"}),
-    "dover": (".external:dover_unavailable", {}),
-    "ewarp": (".temporal:WarpingError", {"backend": "dis"}),
+    "dover": (".dover:DOVERMetric", {}),
+    "ewarp_dis": (".temporal:WarpingError", {"backend": "dis"}),
     "ewarp_farneback": (".temporal:WarpingError", {"backend": "farneback"}),
     "ewarp_raft": (".temporal:WarpingError", {"backend": "raft"}),
     "ewarp_spynet": (".temporal:WarpingError", {"backend": "spynet"}),
@@ -54,9 +58,18 @@ METRICS: dict[str, tuple[str, dict]] = {
 }
 
 
+# alias -> the metric name results are recorded under
+METRIC_ALIASES: dict[str, str] = {"ewarp": "ewarp_dis"}
+
+
 def available_metrics() -> list[str]:
-    """Names accepted by :func:`build_metric`."""
-    return list(METRICS)
+    """Names accepted by :func:`build_metric` (aliases included)."""
+    return [*METRICS, *METRIC_ALIASES]
+
+
+def canonical_metric_name(name: str) -> str:
+    """The name a metric is recorded under: ``"ewarp"`` -> ``"ewarp_dis"``, others unchanged."""
+    return METRIC_ALIASES.get(name, name)
 
 
 def build_metric(name: str, **options) -> Metric:
@@ -66,12 +79,22 @@ def build_metric(name: str, **options) -> Metric:
         SeteVSRError: unknown name.
         WeightsUnavailable: a file the metric needs is missing.
     """
+    name = canonical_metric_name(name)
     if name not in METRICS:
-        raise SeteVSRError(f"unknown metric {name!r}; available: {', '.join(METRICS)}")
+        raise SeteVSRError(f"unknown metric {name!r}; available: {', '.join(available_metrics())}")
     target, presets = METRICS[name]
     module_name, factory = target.split(":")
     module = importlib.import_module(module_name, __name__)
     return getattr(module, factory)(**{**presets, **options})
 
 
-__all__ = ["METRICS", "Metric", "MetricInfo", "WeightsUnavailable", "available_metrics", "build_metric"]
+__all__ = [
+    "METRICS",
+    "METRIC_ALIASES",
+    "Metric",
+    "MetricInfo",
+    "WeightsUnavailable",
+    "available_metrics",
+    "build_metric",
+    "canonical_metric_name",
+]

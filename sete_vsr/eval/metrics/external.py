@@ -8,9 +8,8 @@ MUSIQ, in a weights directory). Nothing is downloaded: with
 ``HF_HUB_OFFLINE=1`` set and the files missing, the metric is skipped.
 
 **DOVER** (Wu et al. 2023) reports the fused overall score in [0, 1]
-(PROTOCOLS.md 3.4): :func:`dover_fusion`. Running the DOVER network needs the
-``dover`` package of VQAssessment/DOVER and ``DOVER.pth``; this package does
-not bundle a runner, so the metric is reported as skipped with what is missing.
+(PROTOCOLS.md 3.4): :func:`dover_fusion`. The network itself is in
+:mod:`.dover` (own implementation, needs only ``DOVER.pth``).
 """
 
 from __future__ import annotations
@@ -95,7 +94,7 @@ def dover_fusion(aesthetic_raw, technical_raw) -> dict[str, np.ndarray]:
 
 
 def dover_unavailable(**unused) -> Metric:
-    """DOVER cannot run here: say which of its files is missing."""
+    """Former always-skip entry of ``dover`` (the registry now uses :class:`.dover.DOVERMetric`)."""
     del unused
     path = find_weight("DOVER.pth", "dover/DOVER.pth")
     raise WeightsUnavailable(

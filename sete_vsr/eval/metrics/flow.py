@@ -4,12 +4,20 @@ A backend is a callable ``flow(src, dst) -> (N, H, W, 2) float32`` taking two
 ``(N, H, W, 3)`` uint8 RGB batches and returning, for each pixel ``x`` of
 ``src``, the displacement ``(dx, dy)`` in pixels such that ``src(x) ~ dst(x + flow(x))``.
 
-Backends (the name goes into the metric's label, e.g. ``E_warp (DIS)``):
+A backend may set ``flow.description`` (weights file, iterations...), which
+goes into the metric's implementation string.
+
+Backends (the name goes into the metric's name and label, e.g. ``ewarp_dis``,
+``E_warp (DIS)``):
 
 * ``dis``: OpenCV DIS, preset MEDIUM, on grayscale; no weights (default);
 * ``farneback``: OpenCV Farneback with TecoGAN's parameters ``(0.5, 3, 15, 3, 5, 1.2, 0)``;
-* ``raft``: torchvision ``raft_large`` (C+T+S+K+H weights ``raft_large_C_T_SKHT_V2-ff5fadd5.pth``
-  found offline), inputs padded to a multiple of 8, 12 iterations, last estimate;
+* ``raft``: torchvision ``raft_large`` with the FlyingChairs+FlyingThings weights, the E*_warp
+  protocol's ``raft-things.pth`` (PROTOCOLS.md 4.2): ``raft_large_C_T_V1-22a6c225.pth`` (ported
+  from the original raft-things checkpoint) or else ``raft_large_C_T_V2-1bb1363a.pth``
+  (torchvision's retraining on the same data), found offline; inputs in [-1, 1], padded to a
+  multiple of 8 as RAFT's ``InputPadder`` (replicate, split evenly between the two sides),
+  20 iterations, last estimate. The file used is named in the metric's implementation;
 * ``spynet``: SPyNet from the BasicVSR checkpoint (``BasicVSR_Vimeo90K_BIx4.pth`` found offline), through
   ``sete_vsr.baselines.spynet.flow_backend``.
 
@@ -33,7 +41,9 @@ SPYNET_FILES = (
     "BasicVSR_Vimeo90K_BIx4-2a29695a.pth",
     "BasicVSR_REDS4-543c8261.pth",
 )
-RAFT_FILES = ("raft_large_C_T_SKHT_V2-ff5fadd5.pth", "raft_large_C_T_V2-1bb1363a.pth")
+# raft-things (C+T) only: the Sintel/KITTI/HD1K fine-tuned weights give other numbers
+RAFT_FILES = ("raft_large_C_T_V1-22a6c225.pth", "raft_large_C_T_V2-1bb1363a.pth")
+RAFT_ITERATIONS = 20  # PROTOCOLS.md 4.2: iters=20, test_mode=True
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -52,6 +62,7 @@ def dis_backend(device: str = "cpu") -> FlowFn:
     def flow(src, dst):
         return np.stack([dis.calc(_gray(a), _gray(b), None) for a, b in zip(src, dst)]).astype(np.float32)
 
+    flow.description = f"OpenCV {cv2.__version__} DIS, preset MEDIUM, on RGB2GRAY uint8 (no weights)"
     return flow
 
 
@@ -66,6 +77,7 @@ def farneback_backend(device: str = "cpu") -> FlowFn:
             [cv2.calcOpticalFlowFarneback(_gray(a), _gray(b), None, 0.5, 3, 15, 3, 5, 1.2, 0) for a, b in zip(src, dst)]
         ).astype(np.float32)
 
+    flow.description = f"OpenCV {cv2.__version__} Farneback (0.5, 3, 15, 3, 5, 1.2, 0) on RGB2GRAY uint8"
     return flow
 
 
@@ -87,19 +99,28 @@ def raft_backend(device: str = "cpu") -> FlowFn:
         a, b = to_tensor(src), to_tensor(dst)
         h, w = a.shape[-2:]
         ph, pw = (-h) % 8, (-w) % 8
-        a = torch.nn.functional.pad(a, (0, pw, 0, ph), mode="replicate")
-        b = torch.nn.functional.pad(b, (0, pw, 0, ph), mode="replicate")
+        pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)  # InputPadder(mode="sintel")
+        a = torch.nn.functional.pad(a, pad, mode="replicate")
+        b = torch.nn.functional.pad(b, pad, mode="replicate")
         with torch.inference_mode():
-            out = model(a, b, num_flow_updates=12)[-1][:, :, :h, :w]
+            out = model(a, b, num_flow_updates=RAFT_ITERATIONS)[-1]
+        out = out[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
         return out.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
 
+    flow.description = (
+        f"torchvision raft_large, weights {path.name} (raft-things, FlyingChairs+FlyingThings), "
+        f"{RAFT_ITERATIONS} iterations, InputPadder-style replicate padding to a multiple of 8"
+    )
     return flow
 
 
 def spynet_backend(device: str = "cpu") -> FlowFn:
     """SPyNet from a BasicVSR-family checkpoint found offline (raises WeightsUnavailable otherwise)."""
     module = importlib.import_module("sete_vsr.baselines.spynet")
-    return module.flow_backend(find_weight(*SPYNET_FILES), device=device)
+    path = find_weight(*SPYNET_FILES)
+    flow = module.flow_backend(path, device=device)
+    flow.description = f"SPyNet of {path.name} (sete_vsr.baselines.spynet)"
+    return flow
 
 
 FLOW_BACKENDS: dict[str, Callable[..., FlowFn]] = {

@@ -1,13 +1,16 @@
 """Temporal metrics: flow warping error E_warp (Lai et al.), tOF and tLP (TecoGAN).
 
 **E_warp** (self-consistency of the output, the E*_warp convention of the
-diffusion-VSR papers, with a pluggable flow backend recorded in the label):
+diffusion-VSR papers, with a pluggable flow backend recorded in the metric's
+name, ``ewarp_<backend>``, and label; ``ewarp`` is the alias of ``ewarp_dis``):
 
 * frames RGB in [0, 1], downsampled x0.5 bilinearly (``cv2.INTER_LINEAR``);
 * per pair ``(t, t+1)``: forward flow ``f = F(O_t, O_t+1)`` and backward flow
   ``b = F(O_t+1, O_t)``; ``W = O_t+1`` warped to ``t`` with ``f``;
 * occlusion exactly as Lai et al.'s ``detect_occlusion`` called with the flows
-  swapped: ``bw = b`` warped by ``f``;
+  swapped: ``bw = b`` warped by ``f`` with bilinear sampling clamped at the border
+  (FlowNet2's ``Resample2d`` clamps the sample indices to the image, so a flow
+  pointing out of the frame reads the edge pixel, not zero);
   ``occ = |bw + f|^2 > 0.01 (|bw|^2 + |f|^2) + 0.5`` OR
   ``|grad f|^2 > 0.01 |f|^2 + 0.002`` (forward differences, 0 on the last row/column);
 * ``E_t = sum(M (W - O_t)^2) / sum(M)`` with ``M = 1 - occ`` counted over the 3
@@ -36,7 +39,7 @@ def occlusion_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
 
     Returns a boolean ``(H, W)`` array, True where occluded (or on a motion boundary).
     """
-    bw_w = warp(bw, fw, border="zero")
+    bw_w = warp(bw, fw, border="replicate")  # Resample2d clamps indices at the border
     fb_sq = ((bw_w + fw) ** 2).sum(-1)
     mask1 = fb_sq > 0.01 * ((bw_w**2).sum(-1) + (fw**2).sum(-1)) + 0.5
     du = np.zeros_like(fw)
@@ -76,14 +79,15 @@ class WarpingError(Metric):
         del unused
         self.flow_fn = FLOW_BACKENDS[backend](device=device)
         label = FLOW_LABELS.get(backend, backend)
+        flow = getattr(self.flow_fn, "description", label)
         self.info = MetricInfo(
-            name="ewarp" if backend == "dis" else f"ewarp_{backend}",
+            name=f"ewarp_{backend}",
             label=f"E_warp ({label}) ×1e-3",
             higher_is_better=False,
             kind="temporal",
             scope="pair",
             convention="output only (self-consistency), RGB [0,1], x0.5 bilinear, Lai occlusion rule, x1000",
-            implementation=f"sete_vsr own (Lai et al. 2018 rule), flow: {label}",
+            implementation=f"sete_vsr own (Lai et al. 2018 rule, border-clamped bilinear warps), flow: {flow}",
             needs_gt=False,
         )
 

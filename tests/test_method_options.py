@@ -1,0 +1,215 @@
+"""Method options: scoping (``METHOD:KEY=VALUE``), one-line errors, labels in reports, option-keyed output caches."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sete_vsr import methods
+from sete_vsr.cli import main
+from sete_vsr.commands.eval import _method_options
+from sete_vsr.errors import SeteVSRError
+from sete_vsr.eval.datasets import resolve_dataset, write_frames
+from sete_vsr.eval.report import write_reports
+from sete_vsr.eval.runner import EvalSettings, evaluate
+from sete_vsr.methods import VSRMethod, load_method, method_options
+
+
+class Shifted(VSRMethod):
+    """Nearest x4 plus ``shift`` grey levels; named ``shifted-untrained`` unless given ``weights`` (like SEEM)."""
+
+    built = 0
+    calls = 0
+
+    def __init__(self, shift: str = "0", weights: str | None = None, device: str | None = None, progress=True):
+        type(self).built += 1
+        self.shift = int(shift)
+        self.name = "shifted" if weights else "shifted-untrained"
+
+    def upscale(self, frames):
+        type(self).calls += 1
+        up = frames.repeat(4, axis=1).repeat(4, axis=2).astype(np.int16) + self.shift
+        return up.clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def shifted(monkeypatch):
+    """Two methods by name, ``shifted-a`` and ``shifted-b``, both :class:`Shifted`."""
+    for name in ("shifted-a", "shifted-b"):
+        monkeypatch.setitem(methods._METHODS, name, (f"{__name__}:Shifted", {}))
+    Shifted.built = Shifted.calls = 0
+
+
+@pytest.fixture
+def clips(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 255, (3, 32, 40, 3)).astype(np.float32)
+    write_frames(tmp_path / "data" / "a", np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in noise]).astype(np.uint8))
+    return tmp_path / "data"
+
+
+def test_an_option_a_method_does_not_take_is_a_one_line_error():
+    with pytest.raises(SeteVSRError, match=r"basicvsr-vimeo-bi does not take the option\(s\) iterations; it takes: "):
+        load_method("basicvsr-vimeo-bi", iterations="5")  # raised before any checkpoint is looked for
+    with pytest.raises(SeteVSRError, match="does not take the option"):
+        load_method("basicvsr-vimeo-bi+seem", iterations="5")
+    assert {"iterations", "num_frames", "checkpoint", "chunk_length"} <= method_options("basicvsr-vimeo-bi+adapt")
+    assert {"batch_size", "padding"} <= method_options("edvr-m-reds+adapt")
+    assert {"sam2", "seem_weights", "chunk_length"} <= method_options("basicvsr-vimeo-bi+seem")
+    assert "base" not in method_options("basicvsr-vimeo-bi+seem")  # presets are not options
+    assert {"semantic_lens_weights", "sam2"} <= method_options("basicvsr-vimeo-bi+semantic-lens")
+    assert method_options("bicubic") is None  # takes (and ignores) anything
+
+
+def test_command_line_options_are_scoped():
+    names = ["basicvsr-vimeo-bi", "basicvsr-vimeo-bi+adapt"]
+    common, scoped = _method_options(
+        ["checkpoint=/w/a=b:c.pth", "basicvsr-vimeo-bi+adapt:iterations=20", "basicvsr-vimeo-bi+adapt:seed=1"],
+        names, "cpu", False,
+    )  # fmt: skip
+    assert common == {"device": "cpu", "progress": False, "checkpoint": "/w/a=b:c.pth"}
+    assert scoped == {"basicvsr-vimeo-bi+adapt": {"iterations": "20", "seed": "1"}}
+    with pytest.raises(SeteVSRError, match="none of the methods .* takes 'iterations'"):
+        _method_options(["iterations=5"], ["basicvsr-vimeo-bi"], "cpu", True)
+    with pytest.raises(SeteVSRError, match="edvr-m-reds is not one of --methods"):
+        _method_options(["edvr-m-reds:padding=circle"], names, "cpu", True)
+    for bad in ("iterations", ":iterations=5", "basicvsr-vimeo-bi:=5"):
+        with pytest.raises(SeteVSRError, match="expects KEY=VALUE or METHOD:KEY=VALUE"):
+            _method_options([bad], names, "cpu", True)
+
+
+def test_scoped_options_labels_and_option_keyed_cache(shifted, clips, tmp_path):
+    dataset = resolve_dataset("folder", clips, "BI")
+
+    def run(shift_a="10", **scoped):
+        settings = EvalSettings(
+            out=tmp_path / "out",
+            progress=False,
+            method_options={"device": "cpu", "shift": shift_a},
+            options_by_method={"shifted-b": {"weights": "w.pt", "shift": "20"}, **scoped},
+        )
+        return evaluate(dataset, ["shifted-a", "shifted-b", "bicubic"], ["psnr"], settings)
+
+    results = run()
+    # labels: the built methods' names (shifted-b got weights= only: it alone is "trained")
+    assert results["methods"] == ["shifted-untrained", "shifted", "bicubic"]
+    assert results["method_options"]["shifted"] == {"method": "shifted-b", "options": {"shift": "20", "weights": "w.pt"}}
+    psnr = results["summary"]["psnr"]
+    assert psnr["shifted-untrained"] > psnr["shifted"]  # shift 10 (common) vs 20 (scoped over common)
+    assert Shifted.built == 2 and Shifted.calls == 2
+
+    outputs = tmp_path / "out" / "outputs" / "folder-BI"
+    folders = sorted(p.name for p in outputs.iterdir())
+    assert len(folders) == 3 and all("@" in f for f in folders)  # every one has output options (bicubic: shift)
+    record = json.loads(next(outputs.glob("shifted-b@*/method.json")).read_text())
+    assert record == {"method": "shifted-b", "label": "shifted", "options": {"shift": "20", "weights": "w.pt"}}
+
+    paths = write_reports(results, tmp_path / "out")
+    table = paths["table"].read_text()
+    assert "| Dataset | Metric | shifted-untrained | shifted | bicubic |" in table
+    assert "- `shifted`: method `shifted-b` with shift=20, weights=w.pt." in table
+    assert next(csv.reader(open(paths["summary"])))[3:] == ["shifted-untrained", "shifted", "bicubic"]
+    assert {row["method"] for row in csv.DictReader(open(paths["per_clip"]))} == set(results["methods"])
+    from sete_vsr.eval.plots import write_plots
+
+    assert {p.name for p in write_plots(results, tmp_path / "out" / "plots")} >= {"bars.png", "per_frame_psnr.png"}
+
+    # the same options: everything reused, no method built, labels read from the cache
+    assert run()["methods"] == results["methods"] and Shifted.built == 2 and Shifted.calls == 2
+    # other options for shifted-a: its own new folder, recomputed; the others reused
+    again = run(shift_a="11")
+    assert Shifted.calls == 3 and again["summary"]["psnr"]["shifted"] == psnr["shifted"]
+    assert again["summary"]["psnr"]["shifted-untrained"] != psnr["shifted-untrained"]
+    # a cache without its method.json (written by an older version, options unknown) is recomputed
+    for path in outputs.glob("shifted-b@*/method.json"):
+        path.unlink()
+    run()
+    assert Shifted.calls == 4
+
+
+def test_bad_scoped_options_fail_before_anything_runs(shifted, clips, tmp_path):
+    dataset = resolve_dataset("folder", clips, "BI")
+    for scoped, message in [
+        ({"shifted-a": {"iterations": "5"}}, r"shifted-a does not take the option\(s\) iterations"),
+        ({"shifted-c": {"shift": "5"}}, "shifted-c, which is not among the methods evaluated"),
+    ]:
+        settings = EvalSettings(out=tmp_path / "o", progress=False, options_by_method=scoped)
+        with pytest.raises(SeteVSRError, match=message):
+            evaluate(dataset, ["shifted-a", "shifted-b"], ["psnr"], settings)
+    assert Shifted.built == 0
+
+
+def test_equal_labels_get_their_method_name(shifted, clips, tmp_path):
+    settings = EvalSettings(out=tmp_path / "o", progress=False)
+    results = evaluate(resolve_dataset("folder", clips, "BI"), ["shifted-a", "shifted-b"], ["psnr"], settings)
+    assert results["methods"] == ["shifted-untrained", "shifted-untrained [shifted-b]"]
+
+
+def test_cli_scoped_options_and_one_line_errors(shifted, clips, tmp_path, capsys):
+    base = ["eval", "--dataset", "folder", "--root", str(clips), "--degradation", "BI", "--metrics", "psnr",
+            "--out", str(tmp_path / "o"), "--no-progress"]  # fmt: skip
+    args = [*base, "--methods", "shifted-a,shifted-b", "--method-option", "shift=5",
+            "--method-option", "shifted-b:weights=w.pt"]  # fmt: skip
+    assert main(args) == 0
+    assert "| Dataset | Metric | shifted-untrained | shifted |" in capsys.readouterr().out
+    assert (tmp_path / "o" / "plots" / "bars.png").exists()
+
+    assert main([*base, "--methods", "shifted-a", "--method-option", "shifted-a:iterations=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "shifted-a does not take the option(s) iterations" in err and "\n" not in err
+    assert main([*base, "--methods", "basicvsr-vimeo-bi", "--method-option", "iterations=5"]) == 2
+    assert "none of the methods (basicvsr-vimeo-bi) takes 'iterations'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ base, +SEEM and +adapt, tiny networks
+
+TINY_BASICVSR = {"num_feat": 4, "num_block": 1}
+
+
+@pytest.fixture
+def tiny_basicvsr_vimeo_bi(tmp_path, monkeypatch):
+    """``basicvsr-vimeo-bi`` as a tiny random BasicVSR checkpoint, and a tiny random SAM2 folder."""
+    from sete_vsr.baselines.basicvsr import BasicVSR
+    from sete_vsr.baselines.registry import BASELINES
+    from sete_vsr.models.presets import tiny_sam2_model
+
+    spec = BASELINES["basicvsr-vimeo-bi"]
+    monkeypatch.setitem(BASELINES, spec.name, replace(spec, arch_kwargs=TINY_BASICVSR))
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "tiny-basicvsr.pth"
+    torch.save({"params": BasicVSR(**TINY_BASICVSR).state_dict()}, checkpoint)
+    tiny_sam2_model().save_pretrained(tmp_path / "sam2")
+    return {"checkpoint": str(checkpoint), "sam2": str(tmp_path / "sam2")}
+
+
+def test_base_seem_and_adapt_side_by_side(tiny_basicvsr_vimeo_bi, tmp_path):
+    import cv2
+
+    noise = np.random.default_rng(1).uniform(0, 255, (2, 320, 320, 3)).astype(np.float32)
+    write_frames(tmp_path / "gt" / "clip", np.stack([cv2.GaussianBlur(f, (0, 0), 3) for f in noise]).astype(np.uint8))
+    names = ["basicvsr-vimeo-bi", "basicvsr-vimeo-bi+seem", "basicvsr-vimeo-bi+adapt"]
+    settings = EvalSettings(
+        out=tmp_path / "out",
+        progress=False,
+        method_options={"device": "cpu", "progress": False, "checkpoint": tiny_basicvsr_vimeo_bi["checkpoint"]},
+        options_by_method={
+            "basicvsr-vimeo-bi+seem": {"sam2": tiny_basicvsr_vimeo_bi["sam2"], "points_per_side": "2"},
+            "basicvsr-vimeo-bi+adapt": {"iterations": "1", "num_frames": "2", "batch_size": "1",
+                                        "learning_rate": "1e-2"},
+        },
+    )  # fmt: skip
+    results = evaluate(resolve_dataset("folder", tmp_path / "gt", "BI"), names, ["psnr_y"], settings)
+    assert results["methods"] == ["basicvsr-vimeo-bi", "basicvsr-vimeo-bi+seem-untrained", "basicvsr-vimeo-bi+adapt"]
+    psnr = results["summary"]["psnr_y"]
+    assert psnr["basicvsr-vimeo-bi+seem-untrained"] == psnr["basicvsr-vimeo-bi"]  # untrained SEEM adds zero
+    assert psnr["basicvsr-vimeo-bi+adapt"] != psnr["basicvsr-vimeo-bi"]  # one adaptation step changed it
+    table = write_reports(results, tmp_path / "out")["table"].read_text()
+    assert "| basicvsr-vimeo-bi | basicvsr-vimeo-bi+seem-untrained | basicvsr-vimeo-bi+adapt |" in table
+    assert "- `basicvsr-vimeo-bi+adapt`: method `basicvsr-vimeo-bi+adapt` with batch_size=1, checkpoint=" in table
