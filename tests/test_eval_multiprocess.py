@@ -66,7 +66,7 @@ def test_accelerate_launch_two_processes_equals_one(shared, tmp_path, capfd):
         pytest.skip("the accelerate CLI is not installed")
     root = shared("data", "frames", "vid4_GT")
     common = ["eval", "--methods", "bicubic", "--dataset", "vid4", "--root", str(root), "--degradation", "BI",
-              "--metrics", "psnr_y,ssim_y,ewarp", "--max-frames", "2", "--device", "cpu", "--no-plots", "--no-progress"]
+              "--metrics", "psnr_y,ssim_y", "--max-frames", "2", "--device", "cpu", "--no-plots", "--no-progress"]
     launch = [launcher, "launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(_free_port()), "-m", "sete_vsr"]
@@ -88,5 +88,14 @@ def test_accelerate_launch_two_processes_equals_one(shared, tmp_path, capfd):
     assert sorted(ran) == clips and all(two["processes"][i]["clips"] for i in (0, 1))  # each clip once, both worked
     assert one["processes"] == [{"process": 0, "device": "cpu", "clips": clips}]
     for key in ("summary", "per_clip", "per_frame"):
-        assert two[key] == one[key], key
-    assert set(two["per_clip"]["ewarp_dis"]["bicubic"]) == set(clips)
+        assert _flat(two[key]) == pytest.approx(_flat(one[key]), rel=1e-9), key
+    assert set(two["per_clip"]["ssim_y"]["bicubic"]) == set(clips)
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    """``{"a": {"b": [1, 2]}}`` -> ``{"a/b/0": 1, "a/b/1": 2}``, for comparing nested results value by value."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}/").items()}
+    if isinstance(tree, list):
+        return {k: v for i, sub in enumerate(tree) for k, v in _flat(sub, f"{prefix}{i}/").items()}
+    return {prefix.rstrip("/"): tree}

@@ -327,7 +327,7 @@ def test_missing_and_empty_dataset_are_clear_errors(capsys, tmp_path, init_dir):
 
 @pytest.mark.shared
 def test_stage2_refuses_a_pipeline_that_is_not_a_stage1_result(capsys, tmp_path, init_dir, frames):
-    base = [f"output_dir={tmp_path / 'out'}", f"data.root={frames}"]
+    base = [f"output_dir={tmp_path / 'out'}", f"data.root={frames}", "validation.root=null"]
     error = run_in_process(capsys, "tiny_stage2.yaml", *base, f"pretrained_model={init_dir}")
     assert "not one (it was never trained)" in error
     error = run_in_process(capsys, "tiny_stage2.yaml", *base, f"pretrained_model={tmp_path}")
@@ -345,7 +345,9 @@ def test_stage2_refuses_a_stage2_result_through_accelerate_launch(stage2, frames
 @pytest.mark.slow
 @pytest.mark.shared
 def test_resume_refuses_a_checkpoint_of_another_config(capsys, stage1, frames, tmp_path):
-    base = [f"pretrained_model={stage1.parent / 'init'}", f"output_dir={tmp_path}", f"data.root={frames}"]
+    base = [
+        f"pretrained_model={stage1.parent / 'init'}", f"output_dir={tmp_path}", f"data.root={frames}", "validation.root=null"
+    ]
     error = run_in_process(
         capsys, "tiny_stage1.yaml", *base, f"resume_from_checkpoint={stage1 / 'checkpoint-4'}", "only_new_modules=true"
     )
