@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from sete_vsr.models.presets import tiny_sam2_model
 from sete_vsr.plugins.sam_prior import (
     FeatureCombination,
     Sam2PackageMasks,
@@ -24,33 +25,6 @@ from sete_vsr.plugins.semantic_lens import (
     global_token,
     instance_tokens,
 )
-
-
-def _tiny_sam2():
-    from transformers import Sam2Config, Sam2Model
-
-    config = Sam2Config(
-        vision_config=dict(
-            backbone_config=dict(
-                model_type="sam2_hiera_det_model",
-                image_size=[64, 64],
-                hidden_size=8,
-                embed_dim_per_stage=[8, 16, 32, 64],
-                num_attention_heads_per_stage=[1, 1, 1, 1],
-                blocks_per_stage=[1, 1, 1, 1],
-                window_size_per_stage=[4, 4, 4, 2],
-                global_attention_blocks=[],
-                window_positional_embedding_background_size=[2, 2],
-            ),
-            backbone_channel_list=[64, 32, 16, 8],
-            backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]],
-            fpn_hidden_size=16,
-        ),
-        prompt_encoder_config=dict(hidden_size=16, image_size=64, patch_size=16, mask_input_channels=4),
-        mask_decoder_config=dict(hidden_size=16, mlp_dim=32, num_attention_heads=2, iou_head_hidden_dim=16),
-    )
-    torch.manual_seed(0)
-    return Sam2Model(config)
 
 
 def _box(h, w, top, left, bottom, right):
@@ -97,7 +71,7 @@ def test_pad_masks():
 
 
 def test_transformers_backend_mask_shape_and_padding():
-    generator = Sam2PointGridMasks(_tiny_sam2(), points_per_side=8, num_masks=64)
+    generator = Sam2PointGridMasks(tiny_sam2_model(), points_per_side=8, num_masks=64)
     frames = torch.rand(2, 3, 24, 40)
     masks, embeddings = generator.masks_and_embeddings(frames)
     assert masks.shape == (2, 64, 24, 40) and masks.dtype == torch.float32

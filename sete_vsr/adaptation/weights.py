@@ -1,13 +1,13 @@
 """Saving adapted networks as safetensors and loading them back as methods.
 
-The file holds the full state dict in the baselines' (BasicSR) parameter names, plus string
-metadata that makes it self-describing:
+The file holds the full state dict in the baselines' (BasicSR) parameter names, plus JSON metadata
+that makes it self-describing (:func:`sete_vsr.baselines.checkpoints.save_weights_file`):
 
 * ``format``: ``"sete-vsr-adapted"``;
-* ``arch`` and ``arch_kwargs`` (JSON): the architecture, as in
+* ``arch`` and ``arch_kwargs``: the architecture, as in
   :func:`sete_vsr.baselines.registry.build_architecture`;
 * ``base``: the registry name the adaptation started from (``""`` if none);
-* ``config``: the :class:`~sete_vsr.adaptation.self_supervised.AdaptationConfig` (JSON).
+* ``config``: the :class:`~sete_vsr.adaptation.self_supervised.AdaptationConfig`.
 
 So ``load_adapted_method("calendar.safetensors")`` rebuilds the method without the official
 checkpoint, and ``load_adapted_model`` gives the bare network.
@@ -15,7 +15,6 @@ checkpoint, and ``load_adapted_model`` gives the bare network.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -48,7 +47,7 @@ def save_adapted_weights(
     Returns:
         The path written.
     """
-    from safetensors.torch import save_file
+    from ..baselines.checkpoints import save_weights_file
 
     if arch is None:
         if base is None:
@@ -58,41 +57,19 @@ def save_adapted_weights(
         spec = get_spec(base)
         arch, arch_kwargs = spec.arch, spec.arch_kwargs
     metadata = {
-        "format": FORMAT,
         "arch": arch,
-        "arch_kwargs": json.dumps(arch_kwargs or {}),
+        "arch_kwargs": arch_kwargs or {},
         "base": base or "",
-        "config": json.dumps(asdict(config) if config is not None else {}),
+        "config": asdict(config) if config is not None else {},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    try:
-        save_file(state_dict, str(temp), metadata=metadata)
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+    return save_weights_file(model, path, metadata, FORMAT)
 
 
 def read_adapted_weights(path: str | os.PathLike) -> tuple[dict, dict]:
     """``(state_dict, metadata)`` of a file written by :func:`save_adapted_weights`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from ..baselines.checkpoints import read_weights_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise SeteVSRError(f"adapted weights not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        state_dict = load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise SeteVSRError(f"cannot read adapted weights {path}: {err}") from err
-    if metadata.get("format") != FORMAT:
-        raise SeteVSRError(f"{path} is not a sete-vsr adapted-weights file (no format={FORMAT!r} metadata)")
-    return state_dict, metadata
+    return read_weights_file(path, FORMAT, "adapted weights")
 
 
 def _load(path: str | os.PathLike) -> tuple[nn.Module, dict]:
@@ -100,7 +77,7 @@ def _load(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     from ..baselines.registry import build_architecture
 
     state_dict, metadata = read_adapted_weights(path)
-    model = build_architecture(metadata["arch"], **json.loads(metadata["arch_kwargs"]))
+    model = build_architecture(metadata["arch"], **metadata["arch_kwargs"])
     load_state_dict_strict(model, state_dict, source=str(path))
     return model.eval(), metadata
 

@@ -51,7 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from ..adaptation.self_supervised import AdaptationConfig
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         method = load_adapted_method(args.weights, device=args.device, progress=progress)
         metadata = read_adapted_weights(args.weights)[1]
         origin = {"base": metadata["base"] or None, "arch": metadata["arch"],
-                  "arch_kwargs": json.loads(metadata["arch_kwargs"])}
+                  "arch_kwargs": metadata["arch_kwargs"]}
     elif args.method in BASELINES:
         method = load_method(args.method, checkpoint=args.checkpoint, device=args.device, progress=progress)
         origin = {"base": args.method}

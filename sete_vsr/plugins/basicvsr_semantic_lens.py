@@ -233,27 +233,15 @@ def save_semantic_lens_weights(model: BasicVSRSemanticLens, path, metadata: dict
     ``sam2``, ``points_per_side``, ``num_masks``; ``format``, ``arch_kwargs`` and ``semantic_lens_kwargs`` are added.
     Written under a temporary name and renamed, so never partial. Returns the path.
     """
-    import json
-    from pathlib import Path
+    from sete_vsr.baselines.checkpoints import save_weights_file
 
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sizes = {
         "arch_kwargs": {"num_feat": model.num_feat, "num_block": len(model.forward_trunk.main[2])},
         "semantic_lens_kwargs": {
             "semantic_dim": model.semantic_dim, "attn_dim": model.attn_dim, "window_size": model.window_size
         },
     }  # fmt: skip
-    encoded = {key: json.dumps(value) for key, value in {**(metadata or {}), **sizes, "format": FORMAT}.items()}
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(temp), encoded)
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+    return save_weights_file(model, path, {**(metadata or {}), **sizes}, FORMAT)
 
 
 def load_semantic_lens_weights(path) -> tuple[BasicVSRSemanticLens, dict]:
@@ -262,26 +250,9 @@ def load_semantic_lens_weights(path) -> tuple[BasicVSRSemanticLens, dict]:
     Raises:
         SeteVSRError: a missing or unreadable file, one without the format metadata, or tensors that do not fit.
     """
-    import json
-    from pathlib import Path
+    from sete_vsr.baselines.checkpoints import load_state_dict_strict, read_weights_file
 
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    from sete_vsr.baselines.checkpoints import load_state_dict_strict
-    from sete_vsr.errors import SeteVSRError
-
-    path = Path(path)
-    if not path.is_file():
-        raise SeteVSRError(f"Semantic Lens weights not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = {key: json.loads(value) for key, value in (f.metadata() or {}).items()}
-        state_dict = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise SeteVSRError(f"cannot read Semantic Lens weights {path}: {err}") from err
-    if metadata.get("format") != FORMAT:
-        raise SeteVSRError(f"{path} is not a Semantic Lens weights file (no format={FORMAT!r} metadata)")
+    state_dict, metadata = read_weights_file(path, FORMAT, "Semantic Lens weights")
     model = BasicVSRSemanticLens(**metadata["arch_kwargs"], **metadata["semantic_lens_kwargs"])
     load_state_dict_strict(model, state_dict, source=str(path))
     return model.eval(), metadata

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -86,19 +85,9 @@ def save_seem_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[
 
     The file is written under a temporary name and renamed, so it is never partial. Returns ``path``.
     """
-    from safetensors.torch import save_file
+    from sete_vsr.baselines.checkpoints import save_weights_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    encoded = {key: json.dumps(value) for key, value in {**metadata, "format": FORMAT}.items()}
-    try:
-        save_file(state_dict, str(temp), metadata=encoded)
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+    return save_weights_file(model, path, metadata, FORMAT)
 
 
 def load_seem_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
@@ -108,23 +97,10 @@ def load_seem_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
         SeteVSRError: a missing or unreadable file, one not written by :func:`save_seem_weights`, or tensors that
             do not fit the architecture its metadata names.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    from sete_vsr.baselines.checkpoints import load_state_dict_strict
+    from sete_vsr.baselines.checkpoints import load_state_dict_strict, read_weights_file
     from sete_vsr.baselines.registry import build_architecture
 
-    path = Path(path)
-    if not path.is_file():
-        raise SeteVSRError(f"SEEM weights not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = {key: json.loads(value) for key, value in (f.metadata() or {}).items()}
-        state_dict = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise SeteVSRError(f"cannot read SEEM weights {path}: {err}") from err
-    if metadata.get("format") != FORMAT:
-        raise SeteVSRError(f"{path} is not a SEEM weights file (no format={FORMAT!r} metadata)")
+    state_dict, metadata = read_weights_file(path, FORMAT, "SEEM weights")
     base = build_architecture(metadata["arch"], **metadata["arch_kwargs"])
     model = attach_seem(base, metadata["arch"], **metadata["seem_kwargs"])
     load_state_dict_strict(model, state_dict, source=str(path))

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from sete_vsr.errors import SeteVSRError
 from sete_vsr.plugins.sam_prior import DEFAULT_SAM2_MODEL
-from sete_vsr.train.config import config_to_dict, load_dataclass_config, save_config
+from sete_vsr.train.config import config_to_dict, load_dataclass_config, run_config_entry, save_config
 from sete_vsr.train.loop import (
     CONFIG_NAME,
     checkpoint_step,
@@ -343,17 +343,7 @@ def train(config: SEEMTrainConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if argv else 1
-    try:
-        config_path, overrides = (None, argv) if "=" in argv[0] else (argv[0], argv[1:])
-        train(load_seem_config(config_path, overrides))
-    except SeteVSRError as err:
-        print(f"sete_vsr.plugins.train_seem: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_config_entry("sete_vsr.plugins.train_seem", __doc__, load_seem_config, train, argv)
 
 
 if __name__ == "__main__":

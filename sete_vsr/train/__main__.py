@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import SeteVSRError
+from .config import load_config, run_config_entry
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if argv else 1
-    try:
-        from .config import load_config
-        from .loop import main as train
+    def train(config) -> None:
+        from .loop import main as run  # the heavy imports only once the config is good
 
-        config_path, overrides = (None, argv) if "=" in argv[0] else (argv[0], argv[1:])
-        train(load_config(config_path, overrides))
-    except SeteVSRError as err:
-        print(f"sete_vsr.train: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        run(config)
+
+    return run_config_entry("sete_vsr.train", __doc__, load_config, train, argv)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ which is also what a resumed run is compared against.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -341,3 +342,22 @@ def _check(config: TrainConfig) -> None:
         raise SeteVSRError(f"checkpoints_total_limit must be at least 1 or null, got {config.checkpoints_total_limit}")
     if config.push_to_hub and config.hub_model_id is None:
         config.hub_model_id = Path(config.output_dir).name
+
+
+def run_config_entry(prog: str, doc: str, load, train, argv: list[str] | None = None) -> int:
+    """The ``main`` of a config-driven trainer: ``[CONFIG.yaml] [key=value ...]`` -> ``train(load(path, overrides))``.
+
+    ``-h``/``--help`` (or no argument) prints ``doc``; a :class:`SeteVSRError` is printed as one line prefixed by
+    ``prog`` and gives exit status 2.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(doc.strip())
+        return 0 if argv else 1
+    try:
+        config_path, overrides = (None, argv) if "=" in argv[0] else (argv[0], argv[1:])
+        train(load(config_path, overrides))
+    except SeteVSRError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
