@@ -7,12 +7,19 @@ windows), so callers may pass whole clips.
 Methods are found by name through a table of import paths, resolved only when
 a method is asked for: a broken optional dependency of one method never breaks
 the others.
+
+An instance name ``METHOD:INSTANCE`` (``sete-vsr:stage1``) is the registered
+``METHOD`` under a name of its own, so that one method can be compared with
+itself under other options (models of several training stages, ablations): it
+has its own options, output cache and label (``sete-vsr:stage1``, or
+``sete-vsr:stage1-untrained`` when the method says it is untrained).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -76,10 +83,13 @@ class VSRMethod(ABC):
     Attributes:
         name: short name used in tables and cache folders.
         scale: the upscaling factor (4 for every method in this package).
+        trained: false for a method whose learned parts are at their initialisation (SEEM without weights, a
+            SeTe-VSR pipeline never trained); its name then ends in ``-untrained``.
     """
 
     name: str = "method"
     scale: int = 4
+    trained: bool = True
 
     @abstractmethod
     def upscale(self, frames: np.ndarray) -> np.ndarray:
@@ -106,14 +116,41 @@ class VSRMethod(ABC):
         return out
 
 
+# the INSTANCE of METHOD:INSTANCE: a name fit for a label and a folder
+_INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
 def register_method(name: str, target: str, **presets) -> None:
     """Make ``load_method(name)`` call ``target`` (``"module:factory"``) with ``presets``."""
+    if ":" in name:
+        raise SeteVSRError(f"method names cannot hold ':' (it starts an instance name): {name!r}")
     _METHODS[name] = (target, presets)
 
 
 def available_methods() -> list[str]:
-    """Names accepted by :func:`load_method`."""
+    """Registered names accepted by :func:`load_method` (each also as ``NAME:INSTANCE``)."""
     return sorted(_METHODS)
+
+
+def split_instance(name: str) -> tuple[str, str | None]:
+    """``"sete-vsr:stage1"`` -> ``("sete-vsr", "stage1")``; a name without ``:`` -> ``(name, None)``.
+
+    Raises:
+        SeteVSRError: an instance part that is not a plain name (letters, digits, ``.``, ``_``, ``+``, ``-``).
+    """
+    method, colon, instance = name.partition(":")
+    if not colon:
+        return name, None
+    if not _INSTANCE.fullmatch(instance):
+        raise SeteVSRError(
+            f"bad method instance {name!r}: METHOD:INSTANCE takes an INSTANCE of letters, digits, '.', '_', '+', '-'"
+        )
+    return method, instance
+
+
+def is_method(name: str) -> bool:
+    """Whether :func:`load_method` knows ``name``, a registered name or an instance of one."""
+    return split_instance(name)[0] in _METHODS
 
 
 def signature_options(factory) -> frozenset[str]:
@@ -123,9 +160,10 @@ def signature_options(factory) -> frozenset[str]:
 
 
 def _factory(name: str):
-    if name not in _METHODS:
+    method = split_instance(name)[0]
+    if method not in _METHODS:
         raise SeteVSRError(f"unknown method {name!r}; available: {', '.join(sorted(_METHODS))}")
-    target, presets = _METHODS[name]
+    target, presets = _METHODS[method]
     module_name, factory = target.split(":")
     return getattr(importlib.import_module(module_name), factory), presets
 
@@ -166,9 +204,15 @@ def check_options(name: str, options, accepted: frozenset[str] | None = None) ->
 def load_method(name: str, **options) -> VSRMethod:
     """Build the method called ``name``; ``options`` (e.g. ``device``, ``checkpoint``) override its presets.
 
+    An instance ``METHOD:INSTANCE`` builds ``METHOD`` and names it ``name``, or ``name-untrained`` when the built
+    method is not :attr:`~VSRMethod.trained`.
+
     Raises:
         SeteVSRError: an unknown name, or an option the method does not take (:func:`method_options`).
     """
     factory, presets = _factory(name)
     check_options(name, options)
-    return factory(**{**presets, **options})
+    method = factory(**{**presets, **options})
+    if split_instance(name)[1] is not None:
+        method.name = name if method.trained else f"{name}-untrained"
+    return method

@@ -150,3 +150,31 @@ def test_init_command(hub, tmp_path, capsys):
     assert main(["init", str(tmp_path / "tiny"), "--preset", "tiny"]) == 2  # random weights must be acknowledged
     assert "--random-weights" in capsys.readouterr().err
     assert not (tmp_path / "tiny").exists()
+
+
+def test_init_ablations(hub, tmp_path, capsys):
+    """``--no-seam``, ``--no-temporal-transformer``, ``--no-tsam``: the U-Net has exactly the modules asked for."""
+    sources = ["--base", str(hub["sd"]), "--semantic", str(hub["sam2"])]
+    assert main(["init", str(tmp_path / "a"), *sources, "--temporal", "--no-seam", "--no-tsam"]) == 0
+    assert "without SeAM, TSAM" in capsys.readouterr().out
+    unet = SeTeVSRPipeline.from_pretrained(tmp_path / "a").unet
+    config = unet.config
+    assert (config.temporal, config.use_seam, config.use_temporal_transformer, config.use_tsam) == (
+        True, False, True, False,
+    )  # fmt: skip
+    names = [name for name, _ in unet.named_parameters()]
+    assert unet.semantic_tokenizer is None and not any("semantic" in name or ".tsam." in name for name in names)
+    assert any(".temporal_transformer." in name for name in names)
+    for name, tensor in hub["source"].unet.state_dict().items():
+        assert torch.equal(unet.state_dict()[name], tensor), name
+
+    # stage 1 of an ablation: the choice of temporal modules is kept for stage 2's add_temporal_modules()
+    assert main(["init", str(tmp_path / "b"), "--preset", "tiny", "--random-weights", "--no-temporal-transformer"]) == 0
+    unet = SeTeVSRPipeline.from_pretrained(tmp_path / "b").unet
+    assert not unet.config.temporal and unet.config.use_seam and not unet.config.use_temporal_transformer
+    unet.add_temporal_modules()
+    names = [name for name, _ in unet.stage_parameters(2)]
+    assert names and all(".tsam." in name for name in names)
+
+    assert main(["init", str(tmp_path / "c"), *sources, "--no-temporal-transformer", "--no-tsam"]) == 2
+    assert "leaves stage 2 nothing to add" in capsys.readouterr().err

@@ -29,6 +29,7 @@ class Shifted(VSRMethod):
     def __init__(self, shift: str = "0", weights: str | None = None, device: str | None = None, progress=True):
         type(self).built += 1
         self.shift = int(shift)
+        self.trained = weights is not None
         self.name = "shifted" if weights else "shifted-untrained"
 
     def upscale(self, frames):
@@ -166,6 +167,85 @@ def test_cli_scoped_options_and_one_line_errors(shifted, clips, tmp_path, capsys
     assert "shifted-a does not take the option(s) iterations" in err and "\n" not in err
     assert main([*base, "--methods", "basicvsr-vimeo-bi", "--method-option", "iterations=5"]) == 2
     assert "none of the methods (basicvsr-vimeo-bi) takes 'iterations'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ named instances: one method, several columns
+
+
+def test_instance_names_and_their_scoped_options():
+    assert methods.split_instance("sete-vsr:stage1") == ("sete-vsr", "stage1")
+    assert methods.split_instance("basicvsr-vimeo-bi+seem") == ("basicvsr-vimeo-bi+seem", None)
+    assert methods.is_method("sete-vsr:stage1") and methods.is_method("bicubic") and not methods.is_method("nope:a")
+    for bad in ("sete-vsr:", "sete-vsr:a:b", "sete-vsr:a/b", "sete-vsr:-a"):
+        with pytest.raises(SeteVSRError, match="bad method instance"):
+            methods.split_instance(bad)
+    with pytest.raises(SeteVSRError, match="cannot hold ':'"):
+        methods.register_method("x:y", "sete_vsr.baselines.bicubic:BicubicUpsampler")
+    names = ["bicubic", "sete-vsr:stage1", "sete-vsr:stage2"]
+    common, scoped = _method_options(
+        ["sete-vsr:stage1:model=/runs/a:b=c", "sete-vsr:stage2:model=/runs/s2", "steps=20"], names, "cpu", False
+    )
+    assert common == {"device": "cpu", "progress": False, "steps": "20"}
+    assert scoped == {"sete-vsr:stage1": {"model": "/runs/a:b=c"}, "sete-vsr:stage2": {"model": "/runs/s2"}}
+    with pytest.raises(SeteVSRError, match="sete-vsr is not one of --methods"):
+        _method_options(["sete-vsr:model=/runs/a"], names, "cpu", False)
+    with pytest.raises(SeteVSRError, match=r"sete-vsr:stage1 does not take the option\(s\) iterations"):
+        load_method("sete-vsr:stage1", iterations="5")
+
+
+def test_instances_of_one_method_side_by_side(shifted, clips, tmp_path):
+    dataset = resolve_dataset("folder", clips, "BI")
+    settings = EvalSettings(
+        out=tmp_path / "out",
+        progress=False,
+        options_by_method={"shifted-a:one": {"shift": "10"}, "shifted-a:two": {"shift": "10", "weights": "w.pt"}},
+    )
+    names = ["shifted-a", "shifted-a:one", "shifted-a:two"]
+    results = evaluate(dataset, names, ["psnr"], settings)
+    # each instance is labelled by its name, "-untrained" appended as the method says
+    assert results["methods"] == ["shifted-untrained", "shifted-a:one-untrained", "shifted-a:two"]
+    assert results["method_options"]["shifted-a:two"] == {
+        "method": "shifted-a:two", "options": {"shift": "10", "weights": "w.pt"},
+    }  # fmt: skip
+    psnr = results["summary"]["psnr"]
+    assert psnr["shifted-a:one-untrained"] == psnr["shifted-a:two"] != psnr["shifted-untrained"]
+    folders = sorted(p.name for p in (tmp_path / "out" / "outputs" / "folder-BI").iterdir())
+    assert folders[0] == "shifted-a" and [f.split("@")[0] for f in folders[1:]] == ["shifted-a:one", "shifted-a:two"]
+    table = write_reports(results, tmp_path / "out")["table"].read_text()
+    assert "| Dataset | Metric | shifted-untrained | shifted-a:one-untrained | shifted-a:two |" in table
+    # reused from the caches, labels included
+    assert evaluate(dataset, names, ["psnr"], settings)["methods"] == results["methods"] and Shifted.calls == 3
+
+
+def test_cli_compares_sete_vsr_models_side_by_side(tmp_path, capsys):
+    """Two SeTe-VSR pipelines in one run: an untrained one (as `sete-vsr init` writes) and a trained one."""
+    import cv2
+
+    from sete_vsr.pipelines import tiny_pipeline
+
+    noise = np.random.default_rng(2).uniform(0, 255, (2, 32, 48, 3)).astype(np.float32)
+    write_frames(tmp_path / "gt" / "clip", np.stack([cv2.GaussianBlur(f, (0, 0), 2) for f in noise]).astype(np.uint8))
+    tiny_pipeline(seed=0, temporal=False).save_pretrained(tmp_path / "stage1")
+    tiny_pipeline(seed=1).save_pretrained(tmp_path / "stage2")
+    index_file = tmp_path / "stage2" / "model_index.json"
+    index = json.loads(index_file.read_text())
+    index["assembled_from"]["training_stages"] = [{"stage": "1", "steps": 4}, {"stage": "2", "steps": 4}]
+    index_file.write_text(json.dumps(index))
+
+    out = tmp_path / "out"
+    args = ["eval", "--methods", "bicubic,sete-vsr:stage1,sete-vsr:stage2", "--dataset", "folder",
+            "--root", str(tmp_path / "gt"), "--degradation", "BI", "--metrics", "psnr", "--out", str(out),
+            "--device", "cpu", "--no-progress", "--no-plots", "--method-option", "steps=1",
+            "--method-option", f"sete-vsr:stage1:model={tmp_path / 'stage1'}",
+            "--method-option", f"sete-vsr:stage2:model={tmp_path / 'stage2'}"]  # fmt: skip
+    assert main(args) == 0
+    assert "| Dataset | Metric | bicubic | sete-vsr:stage1-untrained | sete-vsr:stage2 |" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    psnr = results["summary"]["psnr"]
+    assert psnr["sete-vsr:stage1-untrained"] != psnr["sete-vsr:stage2"]  # two models, two columns
+    assert results["method_options"]["sete-vsr:stage2"]["options"] == {"model": str(tmp_path / "stage2"), "steps": "1"}
+    with open(out / "summary.csv") as file:
+        assert next(csv.reader(file))[3:] == ["bicubic", "sete-vsr:stage1-untrained", "sete-vsr:stage2"]
 
 
 # ------------------------------------------------------------------------ base, +SEEM and +adapt, tiny networks

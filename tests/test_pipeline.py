@@ -252,3 +252,32 @@ def test_as_a_method(pipe, tmp_path):
     method = load_method("sete-vsr", model=str(tmp_path / "model"), device="cpu", steps="2", progress="false")
     out = method(lr_frames(3, 8, 12))
     assert out.shape == (3, 32, 48, 3) and out.dtype == np.uint8
+
+
+def test_an_untrained_pipeline_says_so(pipe, tmp_path):
+    """Never trained (from init, or the tiny preset): ``sete-vsr-untrained``; with a training record: ``sete-vsr``."""
+    from sete_vsr.methods import load_method
+
+    pipe.save_pretrained(tmp_path / "model")
+    untrained = load_method("sete-vsr", model=str(tmp_path / "model"), device="cpu", progress="false")
+    assert not untrained.trained and untrained.name == "sete-vsr-untrained" and untrained.training_stages == []
+    index = json.loads((tmp_path / "model" / "model_index.json").read_text())
+    index["assembled_from"]["training_stages"] = [{"stage": "1", "steps": 4, "from": "init", "ema": False}]
+    (tmp_path / "model" / "model_index.json").write_text(json.dumps(index))
+    trained = load_method("sete-vsr", model=str(tmp_path / "model"), device="cpu", progress="false")
+    assert trained.trained and trained.name == "sete-vsr" and trained.training_stages[0]["steps"] == 4
+    # a named instance is labelled by its name, "-untrained" appended in the same way
+    assert load_method("sete-vsr:final", model=str(tmp_path / "model"), device="cpu").name == "sete-vsr:final"
+
+
+def test_a_pipeline_without_seam_runs_and_ignores_the_semantics(tmp_path):
+    """The ``--no-seam`` ablation: no SeAM, no semantic tokenizer; the pipeline runs, saves and reloads."""
+    no_seam = tiny_pipeline(seed=0, unet_options={"use_seam": False})
+    no_seam.set_progress_bar_config(disable=True)
+    assert no_seam.unet.semantic_tokenizer is None
+    expected = call(no_seam, lr_frames(3, 8, 12), output_type="np").frames
+    no_seam.save_pretrained(tmp_path / "model")
+    loaded = SeTeVSRPipeline.from_pretrained(tmp_path / "model")
+    loaded.set_progress_bar_config(disable=True)
+    assert not loaded.unet.config.use_seam
+    np.testing.assert_array_equal(call(loaded, lr_frames(3, 8, 12), output_type="np").frames, expected)

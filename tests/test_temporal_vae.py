@@ -100,6 +100,42 @@ def test_chunk_overlap_blends_the_chunk_decodes(converted):
     assert not torch.allclose(blended, full, atol=1e-4)  # chunk boundaries do change trained outputs
 
 
+def test_normalisation_is_per_frame():
+    """Without a temporal receptive field (1-frame kernels, no attention), a block's output for a frame does not depend
+    on the other frames of its chunk: its GroupNorms take statistics per frame."""
+    from sete_vsr.models.temporal_vae import TemporalMixingBlock
+
+    torch.manual_seed(0)
+    block = TemporalMixingBlock(16, kernel_size=1, attention_head_dim=None, norm_num_groups=4).eval()
+    with torch.no_grad():
+        block.conv2.weight.normal_(0, 0.1)
+        x = torch.randn(12, 16, 6, 6) * torch.linspace(0.1, 10, 12).view(12, 1, 1, 1)  # very different frames
+        whole = block(x, num_frames=12)
+        in_fours = torch.cat([block(part, num_frames=4) for part in x.split(4)])
+    torch.testing.assert_close(in_fours, whole, rtol=0, atol=1e-6)
+
+
+def test_decoding_in_chunks_of_4_and_12_is_bounded(converted):
+    """The same 12 frames decoded in chunks of 4 and of 12, with strong random temporal layers: reported and bounded.
+
+    Normalisation is per frame (above), so chunks differ only through what the temporal layers are for: stacked
+    temporal convolutions (a receptive field of +-2 frames per block, 3 blocks here) and attention see fewer neighbours
+    at chunk boundaries. With these random layers (no training) the difference is about 60% of the temporal layers'
+    own contribution; the trained model's figure is in ``tests/test_example_model.py``."""
+    trained = _randomise_temporal(converted)
+    torch.manual_seed(1)
+    z = torch.randn(12, 4, 8, 8)
+    with torch.no_grad():
+        image = converted.decode(z, num_frames=12).sample  # no temporal contribution
+        whole = trained.decode_chunked(z, 12, chunk_size=12, chunk_overlap=0).sample
+        in_fours = trained.decode_chunked(z, 12, chunk_size=4, chunk_overlap=1).sample
+    contribution = (whole - image).abs().mean()
+    difference = (in_fours - whole).abs().mean()
+    print(f"chunks of 4 vs 12: mean |diff| {difference:.3f}, temporal contribution {contribution:.3f}")
+    assert contribution > 1e-2
+    assert 0 < difference < 0.75 * contribution
+
+
 def test_iter_decode_streams_consecutive_blocks(converted):
     z = torch.randn(10, 4, 8, 8)
     with torch.no_grad():

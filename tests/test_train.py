@@ -155,7 +155,7 @@ def ema_runs(frames, init_dir) -> tuple[Path, Path, str]:
 @pytest.fixture(scope="module")
 def stage2(frames, stage1) -> Path:
     output_dir = stage1.parent / "stage2"
-    launch("tiny_stage2.yaml", *common(frames, output_dir, stage1, steps=2), "data.num_frames=3")
+    launch("tiny_stage2.yaml", *common(frames, output_dir, stage1, steps=2), "data.num_frames=5")
     return output_dir
 
 
@@ -252,6 +252,26 @@ def test_stage2_changes_only_temporal_tensors(stage1, stage2):
     assert zero_at_start and any(after[name].any() for name in zero_at_start)
     assert not changed(load_file(stage1 / VAE), load_file(stage2 / VAE))
     assert not changed(load_file(stage1 / SEMANTIC), load_file(stage2 / SEMANTIC))
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_stage2_window_is_the_pipelines_default_and_the_run_is_recorded(stage2, frames):
+    """Trained on 5-frame clips (the tiny init's window is 4): the saved pipeline denoises in windows of 5."""
+    from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
+
+    pipe = SeTeVSRPipeline.from_pretrained(stage2)
+    assert pipe.unet.config.num_frames == 5
+    windows = []
+    pipe.unet.register_forward_pre_hook(lambda module, args, kwargs: windows.append(kwargs["num_frames"]), with_kwargs=True)
+    pipe.set_progress_bar_config(disable=True)
+    pipe(np.zeros((12, 8, 8, 3), np.uint8), num_inference_steps=1, output_type="latent")
+    assert windows and set(windows) == {5}
+    record = pipe.config.assembled_from["training_stages"][-1]
+    assert record["stage"] == "2" and record["window_length"] == 5 and record["degradation"] == "realbasicvsr"
+    assert record["data"]["root"] == str(frames) and record["data"]["crop_size"] == 64
+    card = (stage2 / "README.md").read_text()
+    assert "on 5-frame clips of vid4_GT (realbasicvsr degradation)" in card
 
 
 @pytest.mark.slow
@@ -572,6 +592,24 @@ def test_bad_overrides_are_clear_errors(override, message):
 
     with pytest.raises(SeteVSRError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(ROOT / "configs" / "stage1.yaml", [override])
+
+
+def test_stage2_chooses_its_temporal_modules(tmp_path):
+    from sete_vsr.errors import SeteVSRError
+    from sete_vsr.train.config import RESUME_KEYS, save_config
+
+    stage2 = ROOT / "configs" / "stage2.yaml"
+    config = load_config(stage2)
+    assert config.temporal_transformer is None and config.tsam is None  # as the starting U-Net's config says
+    config = load_config(stage2, ["tsam=false"])
+    assert config.temporal_transformer is None and config.tsam is False
+    save_config(config, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == config
+    assert {"temporal_transformer", "tsam"} <= set(RESUME_KEYS)  # they change what a checkpoint holds
+    with pytest.raises(SeteVSRError, match="temporal_transformer and tsam cannot both be false"):
+        load_config(stage2, ["tsam=false", "temporal_transformer=false"])
+    with pytest.raises(SeteVSRError, match="tsam: stage 2 chooses its temporal modules, stage 1 none"):
+        load_config(ROOT / "configs" / "stage1.yaml", ["tsam=false"])
 
 
 def test_paper_configs_hold_the_paper_values():

@@ -261,3 +261,114 @@ def test_default_semantic_tokens_are_256_pooled_sam2_cells(unet):
     changed[:, :, :4, 4:8] += 1.0
     moved = (model.semantic_tokenizer(changed) - tokens).abs().amax(dim=(0, 2))
     assert moved.nonzero().flatten().tolist() == [1]
+
+
+# ------------------------------------------------------------------ ablations: SeAM, temporal transformer, TSAM
+
+SEMANTIC_NAMES = ("semantic_tokenizer.", ".semantic_norm.", ".semantic_attn.")
+ABLATIONS = [
+    pytest.param(seam, transformer, tsam, id=f"{'seam' if seam else 'noseam'}-{tag}")
+    for seam in (True, False)
+    for transformer, tsam, tag in ((True, True, "tt+tsam"), (True, False, "tt"), (False, True, "tsam"))
+]
+
+
+def convert_ablation(unet, temporal: bool, seam: bool, transformer: bool, tsam: bool) -> SeTeUNetModel:
+    torch.manual_seed(1)
+    options = dict(use_seam=seam, use_temporal_transformer=transformer, use_tsam=tsam, **tiny_sete_unet_options())
+    model = SeTeUNetModel.from_unet2d(unet, temporal=temporal, **options).eval()
+    model.set_empty_prompt_embeds(torch.randn(1, model.config.prompt_sequence_length, model.config.cross_attention_dim))
+    return model
+
+
+def has(names, fragments) -> bool:
+    return any(fragment in f".{name}" for name in names for fragment in fragments)
+
+
+@pytest.mark.parametrize("seam, transformer, tsam", ABLATIONS)
+def test_ablations_are_identity_at_initialisation_with_exact_stage_sets(unet, seam, transformer, tsam):
+    model = convert_ablation(unet, True, seam, transformer, tsam)
+    assert (model.config.use_seam, model.config.use_temporal_transformer, model.config.use_tsam) == (
+        seam, transformer, tsam,
+    )  # fmt: skip
+    state = model.state_dict()
+    assert all(torch.equal(state[name], tensor) for name, tensor in unet.state_dict().items())
+    names = {name for name, _ in model.named_parameters()}
+    assert has(names, SEMANTIC_NAMES) == seam and (model.semantic_tokenizer is not None) == seam
+    assert has(names, (".temporal_transformer.",)) == transformer and has(names, (".tsam.",)) == tsam
+
+    inputs = make_inputs(batch=1, frames=2)
+    if not seam:
+        inputs["semantic_embeds"] = None  # ignored without SeAM
+    with torch.no_grad():
+        expected = unet(inputs["sample"], inputs["timestep"], model.empty_prompt_embeds.expand(2, -1, -1)).sample
+    assert (run(model, inputs) - expected).abs().max() <= 1e-5
+
+    stage2 = {name for name, _ in model.stage_parameters(2)}
+    assert stage2 == {name for name in names if any(f in name for f in TEMPORAL_NAMES)} and stage2
+    assert {name for name, _ in model.stage_parameters(1)} == names - stage2
+    new1 = {name for name, _ in model.stage_parameters(1, only_new_modules=True)}
+    assert new1 == {name for name in names - stage2 if name not in unet.state_dict()}
+    assert has(new1, SEMANTIC_NAMES) == seam and has(new1, ("lr_conditioning.",))
+
+
+@pytest.mark.parametrize("seam, transformer, tsam", ABLATIONS)
+def test_ablation_stage2_added_to_a_trained_stage1_keeps_its_output(unet, tmp_path, seam, transformer, tsam):
+    model = convert_ablation(unet, False, seam, True, True)
+    perturb_(model)
+    inputs = make_inputs(batch=1, frames=2)
+    before = run(model, inputs)
+    model.add_temporal_modules(temporal_transformer=transformer, tsam=tsam)
+    assert (model.config.temporal, model.config.use_temporal_transformer, model.config.use_tsam) == (
+        True, transformer, tsam,
+    )  # fmt: skip
+    assert (run(model, inputs) - before).abs().max() <= 1e-5
+    names = {name for name, _ in model.stage_parameters(2)}
+    assert has(names, (".temporal_transformer.",)) == transformer and has(names, (".tsam.",)) == tsam
+    assert names == {name for name, _ in model.named_parameters() if any(f in name for f in TEMPORAL_NAMES)}
+
+    # the saved config rebuilds the same layout, and the same output once the new modules are trained
+    perturb_(model, names=TEMPORAL_NAMES)
+    model.save_pretrained(tmp_path)
+    loaded = SeTeUNetModel.from_pretrained(tmp_path).eval()
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    assert torch.equal(run(loaded, inputs), run(model, inputs))
+
+
+def test_add_temporal_modules_follows_the_config_unless_told(unet):
+    model = convert_ablation(unet, False, True, True, False)  # e.g. `sete-vsr init --no-tsam`
+    model.add_temporal_modules()
+    assert not has([name for name, _ in model.named_parameters()], (".tsam.",))
+    model = convert_ablation(unet, False, True, True, False)
+    model.add_temporal_modules(tsam=True)
+    assert model.config.use_tsam and has([name for name, _ in model.named_parameters()], (".tsam.",))
+    with pytest.raises(SeteVSRError, match="needs a temporal module"):
+        convert_ablation(unet, False, True, True, True).add_temporal_modules(temporal_transformer=False, tsam=False)
+    with pytest.raises(SeteVSRError, match="needs a temporal module"):
+        convert_ablation(unet, True, True, False, False)
+
+
+def test_configs_saved_before_the_ablation_keys_load_with_everything_on(unet, tmp_path):
+    import json
+
+    model = convert(unet, temporal=True)
+    perturb_(model)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for key in ("use_seam", "use_temporal_transformer", "use_tsam"):
+        del config[key]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = SeTeUNetModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.use_seam and loaded.config.use_temporal_transformer and loaded.config.use_tsam
+    inputs = make_inputs(batch=1, frames=2)
+    assert torch.equal(run(loaded, inputs), run(model, inputs))
+
+
+def test_without_seam_semantic_embeddings_are_ignored(unet):
+    model = convert_ablation(unet, True, False, True, True)
+    perturb_(model)
+    inputs = make_inputs(batch=1, frames=2)
+    reference = run(model, inputs)
+    assert torch.equal(run(model, dict(inputs, semantic_embeds=None)), reference)
+    assert torch.equal(run(model, dict(inputs, semantic_embeds=torch.randn(2, 256, 64, 64))), reference)
+    assert model.semantic_grid_size == 4 == convert(unet, temporal=False).semantic_tokenizer.grid_size

@@ -8,6 +8,14 @@ Example::
 Options of one method: ``--method-option basicvsr-vimeo-bi+adapt:iterations=50``; of every method that takes
 them: ``--method-option checkpoint=PATH``.
 
+One method several times, side by side (models of several stages, ablations), as named instances
+``METHOD:INSTANCE``, each with its own options, output cache and column::
+
+    sete-vsr eval --methods bicubic,sete-vsr:stage1,sete-vsr:stage2 --dataset vid4 --root ... --out runs/vid4 \
+        --method-option sete-vsr:stage1:model=runs/stage1 --method-option sete-vsr:stage2:model=runs/stage2
+
+A model never trained is labelled ``...-untrained`` (``sete-vsr:stage1-untrained``, ``sete-vsr-untrained``).
+
 Multi-process: ``accelerate launch --multi_gpu --num_processes N -m sete_vsr eval ...``
 splits the clips across processes, each on its own GPU; the main process writes
 the reports. On CPUs, add ``--device cpu`` (``accelerate launch --cpu`` alone
@@ -34,7 +42,9 @@ def _csv(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--methods", required=True, help="comma-separated method names (see `sete-vsr methods`)")
+    parser.add_argument("--methods", required=True,
+                        help="comma-separated method names (see `sete-vsr methods`), each also as a named instance "
+                        "METHOD:INSTANCE (e.g. sete-vsr:stage1) with its own options, cache and column")
     parser.add_argument("--dataset", required=True, help="vid4, reds4, spmcs, udm10, videolq, folder or folder-lr")
     parser.add_argument("--root", required=True, help="dataset folder (clip folders of frames, or videos for folder*)")
     parser.add_argument("--out", required=True, help="output folder for reports, plots and cached frames")
@@ -50,8 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "process's GPU)")
     parser.add_argument("--weights-dir", action="append", default=[], help="folder with metric weights (repeatable)")
     parser.add_argument("--method-option", action="append", default=[], metavar="[METHOD:]KEY=VALUE",
-                        help="option of one method (METHOD:KEY=VALUE, e.g. basicvsr-vimeo-bi+adapt:iterations=50) "
-                        "or of every method that takes it (KEY=VALUE, e.g. checkpoint=PATH); repeatable")
+                        help="option of one method (METHOD:KEY=VALUE, e.g. basicvsr-vimeo-bi+adapt:iterations=50 or "
+                        "sete-vsr:stage1:model=DIR) or of every method that takes it (KEY=VALUE, e.g. "
+                        "checkpoint=PATH); repeatable")
     parser.add_argument("--lr-cache", default=None, help="where made LR frames are cached (default OUT/lr)")
     parser.add_argument("--profile-row", type=float, default=0.5, help="temporal-profile row as a fraction of height")
     parser.add_argument("--no-reuse", action="store_true", help="recompute method outputs even if cached")
@@ -62,8 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _method_options(items: list[str], methods: list[str], device: str, progress: bool) -> tuple[dict, dict]:
     """``--method-option`` items -> (options for every method that takes them, ``{method: options}``).
 
-    ``METHOD:KEY=VALUE`` is for ``METHOD`` only (it must be one of ``methods`` and take ``KEY``); ``KEY=VALUE`` for
-    every method that takes ``KEY`` (at least one must). Values may hold ``:`` and ``=``.
+    ``METHOD:KEY=VALUE`` is for ``METHOD`` only (it must be one of ``methods`` and take ``KEY``; an instance
+    ``sete-vsr:stage1`` is scoped as ``sete-vsr:stage1:KEY=VALUE``); ``KEY=VALUE`` for every method that takes ``KEY``
+    (at least one must). The item splits at its first ``=``, the part before it at its last ``:``, so values may
+    hold ``:`` and ``=``.
     """
     from ..errors import SeteVSRError
     from ..methods import method_options
@@ -99,10 +112,10 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.report import write_reports
     from ..eval.runner import EvalSettings, evaluate
     from ..eval.weights import set_weight_dirs
-    from ..methods import available_methods
+    from ..methods import available_methods, is_method
 
     methods = _csv(args.methods)
-    unknown = [m for m in methods if m not in available_methods()]
+    unknown = [m for m in methods if not is_method(m)]
     if unknown:
         raise SeteVSRError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(available_methods())}")
     dataset = resolve_dataset(

@@ -9,6 +9,10 @@ Examples::
     # Tiny pipeline with random weights, to check a setup or run smoke tests: it produces noise, not super-resolution.
     sete-vsr init runs/tiny --preset tiny --random-weights
 
+    # An ablation of the paper's Table II: no SeAM (nor semantic tokenizer); stage 2 will add the temporal transformer
+    # only (or say so in the stage-2 config: temporal_transformer, tsam).
+    sete-vsr init runs/sete-noseam-notsam --no-seam --no-tsam
+
 The folder is written under a temporary name and renamed when complete.
 """
 
@@ -25,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default=SD21_BASE, help=f"Stable Diffusion 2.1 Hub id or folder ({SD21_BASE})")
     parser.add_argument("--semantic", default=SAM2_TINY, help=f"transformers SAM2 Hub id or folder ({SAM2_TINY})")
     parser.add_argument("--temporal", action="store_true", help="also create the stage-2 temporal modules (at zero)")
+    parser.add_argument("--no-seam", action="store_true",
+                        help="ablation: no semantic cross-attention (SeAM) and no semantic tokenizer in the U-Net")
+    parser.add_argument("--no-temporal-transformer", action="store_true",
+                        help="ablation: stage 2 (or --temporal) adds TSAM without the temporal transformer")
+    parser.add_argument("--no-tsam", action="store_true",
+                        help="ablation: stage 2 (or --temporal) adds the temporal transformer without TSAM")
     parser.add_argument("--window-length", type=int, default=8, help="default temporal window of the model (default 8)")
     parser.add_argument("--keep-text-encoder", action="store_true", help="keep the text encoder for optional prompts")
     parser.add_argument("--preset", choices=("tiny",), help="build a preset instead of loading pretrained models")
@@ -50,11 +60,18 @@ def run(args: argparse.Namespace) -> int:
         raise SeteVSRError(f"--preset {args.preset} has random weights only: pass --random-weights to confirm")
     if args.random_weights and args.preset is None:
         raise SeteVSRError("--random-weights goes with --preset (pretrained components are loaded otherwise)")
+    if args.no_temporal_transformer and args.no_tsam:
+        raise SeteVSRError("--no-temporal-transformer with --no-tsam leaves stage 2 nothing to add; keep one of them")
 
     from ..pipelines.assemble import from_sd21, tiny_pipeline
 
+    ablation = {
+        "use_seam": not args.no_seam,
+        "use_temporal_transformer": not args.no_temporal_transformer,
+        "use_tsam": not args.no_tsam,
+    }
     if args.preset == "tiny":
-        pipe = tiny_pipeline(seed=args.seed, temporal=args.temporal)
+        pipe = tiny_pipeline(seed=args.seed, temporal=args.temporal, unet_options=ablation)
         what = "tiny SeTe-VSR pipeline with random weights (produces noise, not super-resolution)"
     else:
         pipe = from_sd21(
@@ -63,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
             temporal=args.temporal,
             window_length=args.window_length,
             keep_text_encoder=args.keep_text_encoder,
+            unet_options=ablation,
         )
         what = f"untrained SeTe-VSR pipeline from {args.base} + {args.semantic}"
 
+    left_out = {"SeAM": args.no_seam, "temporal transformer": args.no_temporal_transformer, "TSAM": args.no_tsam}
+    if any(left_out.values()):
+        what += ", without " + ", ".join(name for name, flag in left_out.items() if flag)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

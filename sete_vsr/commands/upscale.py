@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", help="SeTe-VSR pipeline folder or Hub id (see `sete-vsr init`)")
     source.add_argument("--method", help="a method by name instead (see `sete-vsr methods`), e.g. realbasicvsr")
     parser.add_argument("--checkpoint", help="with --method: weights file to use instead of the official one")
-    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="denoising steps (default: the model's recorded setting, else 50)")
     parser.add_argument("--window-length", type=int, help="frames denoised together (default: the model's)")
     parser.add_argument("--window-overlap", type=int, help="frames shared by consecutive windows (default L/4)")
     parser.add_argument("--tile-size", type=int, help="latent tile size, output pixels / 8 (default: the model's "

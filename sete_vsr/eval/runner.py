@@ -16,8 +16,10 @@ folder's name and written beside the frames (``method.json``, with the method's
 label); a folder whose ``method.json`` is missing or records other options is
 recomputed, never reused. Tables, CSVs and plots name each method by its label,
 the built method's ``name`` (``basicvsr-vimeo-bi+seem-untrained`` for
-``basicvsr-vimeo-bi+seem`` without weights), or the given key for methods built
-in code.
+``basicvsr-vimeo-bi+seem`` without weights; ``sete-vsr:stage1`` or
+``sete-vsr:stage1-untrained`` for the instance ``sete-vsr:stage1``, see
+:func:`~sete_vsr.methods.load_method`), or the given key for methods built in
+code. Each instance of a method has its own options, cache folder and column.
 
 With several processes (``accelerate launch --multi_gpu --num_processes N``, or
 ``torchrun``/``mpirun``), clips are split across processes with

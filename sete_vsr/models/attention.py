@@ -6,7 +6,7 @@
 * :class:`TemporalSpatialAwarenessModule` (TSAM): spatial and temporal attention on two channel halves, fused by
   an MLP.
 * :class:`SeTeTransformer2DModel`: the diffusers ``Transformer2DModel`` of each U-Net level, with semantic blocks
-  and, in stage 2, the temporal transformer and TSAM after it.
+  (or its plain blocks, without SeAM) and, in stage 2, the temporal transformer and/or TSAM after it.
 
 Every attention is a diffusers ``Attention`` (through ``BasicTransformerBlock`` where the layout matches), so
 attention processors (SDPA by default, xformers, slicing) apply to all of them. Every new branch that feeds a
@@ -198,29 +198,32 @@ class SeTeTransformer2DModel(Transformer2DModel):
     """A U-Net level's ``Transformer2DModel`` with SeAM blocks, then (stage 2) temporal transformer and TSAM.
 
     Pretrained parameter names are those of ``Transformer2DModel``; new ones live under
-    ``transformer_blocks.N.semantic_*``, ``temporal_transformer.*`` and ``tsam.*``. Build it with
-    :meth:`from_transformer`, never with ``from_pretrained``.
+    ``transformer_blocks.N.semantic_*``, ``temporal_transformer.*`` and ``tsam.*``. Each new part can be left out
+    (the paper's ablations): without SeAM the blocks stay the pretrained ``BasicTransformerBlock``; stage 2 may add
+    the temporal transformer, TSAM or both. Build it with :meth:`from_transformer`, never with ``from_pretrained``.
     """
 
     @classmethod
-    def from_transformer(cls, transformer: Transformer2DModel, semantic_dim: int) -> SeTeTransformer2DModel:
+    def from_transformer(cls, transformer: Transformer2DModel, semantic_dim: int | None) -> SeTeTransformer2DModel:
         """Copy ``transformer`` (config and tensors, in the default dtype on the CPU) and turn its blocks into
-        :class:`SemanticTransformerBlock`."""
+        :class:`SemanticTransformerBlock` (``semantic_dim`` wide tokens), or keep them as they are when
+        ``semantic_dim`` is ``None`` (no SeAM)."""
         if not transformer.is_input_continuous:
             raise ValueError("SeTe spatial transformers need continuous (feature map) inputs")
         model = cls(**{key: value for key, value in transformer.config.items() if not key.startswith("_")})
         model.load_state_dict(transformer.state_dict())
-        model.transformer_blocks = nn.ModuleList(
-            SemanticTransformerBlock(block, semantic_dim) for block in model.transformer_blocks
-        )
+        if semantic_dim is not None:
+            model.transformer_blocks = nn.ModuleList(
+                SemanticTransformerBlock(block, semantic_dim) for block in model.transformer_blocks
+            )
         model.temporal_transformer = None
         model.tsam = None
         return model
 
     @property
     def has_temporal_modules(self) -> bool:
-        """Whether the stage-2 temporal transformer and TSAM exist."""
-        return self.temporal_transformer is not None
+        """Whether a stage-2 module (temporal transformer, TSAM or both) exists."""
+        return self.temporal_transformer is not None or self.tsam is not None
 
     def add_temporal_modules(
         self,
@@ -228,17 +231,21 @@ class SeTeTransformer2DModel(Transformer2DModel):
         temporal_ff_mult: float,
         tsam_ff_mult: float,
         tsam_mlp_ratio: float,
+        temporal_transformer: bool = True,
+        tsam: bool = True,
     ) -> None:
-        """Create the temporal transformer and TSAM (zero-initialised outputs) after the spatial transformer."""
+        """Create the temporal transformer and/or TSAM (zero-initialised outputs) after the spatial transformer."""
         channels = self.config.in_channels
         num_heads = self.config.num_attention_heads
         reference = self.proj_out.weight
-        self.temporal_transformer = TemporalTransformer(channels, num_heads, norm_num_groups, temporal_ff_mult).to(
-            device=reference.device, dtype=reference.dtype
-        )
-        self.tsam = TemporalSpatialAwarenessModule(channels, num_heads, tsam_ff_mult, tsam_mlp_ratio).to(
-            device=reference.device, dtype=reference.dtype
-        )
+        if temporal_transformer:
+            self.temporal_transformer = TemporalTransformer(channels, num_heads, norm_num_groups, temporal_ff_mult).to(
+                device=reference.device, dtype=reference.dtype
+            )
+        if tsam:
+            self.tsam = TemporalSpatialAwarenessModule(channels, num_heads, tsam_ff_mult, tsam_mlp_ratio).to(
+                device=reference.device, dtype=reference.dtype
+            )
 
     def forward(
         self,
@@ -274,6 +281,8 @@ class SeTeTransformer2DModel(Transformer2DModel):
             if num_frames is None:
                 raise ValueError(f"temporal modules need cross_attention_kwargs[{NUM_FRAMES_KEY!r}]")
             for module in (self.temporal_transformer, self.tsam):
+                if module is None:
+                    continue
                 if torch.is_grad_enabled() and self.gradient_checkpointing:
                     hidden_states = self._gradient_checkpointing_func(module, hidden_states, num_frames)
                 else:

@@ -145,33 +145,47 @@ class SemanticEncoder(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------------------------------- inference
 
     @torch.no_grad()
-    def forward(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor | np.ndarray, keep_aspect: bool = False) -> torch.Tensor:
         """Encode frames in chunks of ``chunk_size``.
 
         Args:
             frames: RGB frames of any size: a tensor `(N, 3, H, W)` or `(3, H, W)`, or a numpy array
                 `(N, H, W, 3)` or `(H, W, 3)`; uint8 in [0, 255] or float in [0, 1].
+            keep_aspect: resize the longer side to `S` and the shorter one in proportion, pad the `S x S` input with
+                zeros after the normalisation (the mean colour) and return only the embedding cells that hold the
+                frame. ``False`` resizes every frame to `S x S` as SAM2 does; both are the same for square frames.
 
         Returns:
             `(N, 256, S/16, S/16)` SAM2 image embeddings ((N, 256, 64, 64) for S = 1024), in the encoder's
-            dtype on its device. Unbounded real values (the FPN neck output), finite for valid input.
+            dtype on its device (with ``keep_aspect``, `(N, 256, ceil(S H' / 16), ceil(S W' / 16))` for the
+            resized frame `H' x W'`). Unbounded real values (the FPN neck output), finite for valid input.
         """
         pixels = _as_nchw(frames)
-        embeddings = [self._encode(chunk) for chunk in pixels.split(self.config.chunk_size)]
+        embeddings = [self._encode(chunk, keep_aspect) for chunk in pixels.split(self.config.chunk_size)]
         return torch.cat(embeddings)
 
-    def _encode(self, chunk: torch.Tensor) -> torch.Tensor:
-        """`(n, 3, H, W)` in [0, 1] or uint8 -> `(n, 256, S/16, S/16)`."""
+    def _encode(self, chunk: torch.Tensor, keep_aspect: bool = False) -> torch.Tensor:
+        """`(n, 3, H, W)` in [0, 1] or uint8 -> `(n, 256, S/16, S/16)` (the frame's cells only with ``keep_aspect``)."""
         chunk = chunk.to(self.device)
         chunk = chunk.float() / 255.0 if chunk.dtype == torch.uint8 else chunk.float()
         size = self.config.image_size
-        chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        chunk = ((chunk - self.pixel_mean) / self.pixel_std).to(self.dtype)
+        height, width = chunk.shape[-2:]
+        resized = (size, size)
+        if keep_aspect and height != width:
+            longer = max(height, width)
+            resized = (max(1, round(size * height / longer)), max(1, round(size * width / longer)))
+        chunk = F.interpolate(chunk, size=resized, mode="bilinear", align_corners=False, antialias=True)
+        chunk = (chunk - self.pixel_mean) / self.pixel_std
+        chunk = F.pad(chunk, (0, size - resized[1], 0, size - resized[0])).to(self.dtype)
         if self.config.backend == "transformers":
             embedding = self.image_encoder(pixel_values=chunk).fpn_hidden_states[-1]
         else:
             embedding = self.image_encoder(chunk)["vision_features"]
-        return embedding + self.no_memory_embedding
+        embedding = embedding + self.no_memory_embedding
+        if resized != (size, size):
+            stride = size // embedding.shape[-1]
+            embedding = embedding[..., : -(-resized[0] // stride), : -(-resized[1] // stride)]
+        return embedding
 
 
 def _as_nchw(frames: torch.Tensor | np.ndarray) -> torch.Tensor:

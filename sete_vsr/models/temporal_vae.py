@@ -33,7 +33,8 @@ class TemporalMixingBlock(nn.Module):
     """Residual mixing of decoder features across frames: a temporal 3-D conv pair, then temporal self-attention.
 
     Both branches end in a zero-initialised projection, so a fresh block is the identity. Normalisation inside the
-    branches spans the frames it is given, so the output of a trained block depends on how frames are chunked.
+    branches is per frame; only the temporal convolutions (a receptive field of ``kernel_size`` frames per conv) and
+    the attention mix frames, so chunked decoding differs from whole-clip decoding only through those.
 
     Args:
         channels: feature channels ``C``.
@@ -79,9 +80,18 @@ class TemporalMixingBlock(nn.Module):
         """
         batch_frames, channels, height, width = hidden_states.shape
         batch = batch_frames // num_frames
-        x = hidden_states.reshape(batch, num_frames, channels, height, width).transpose(1, 2)  # (B, C, F, H, W)
-        delta = self.conv2(F.silu(self.norm2(self.conv1(F.silu(self.norm1(x))))))
+
+        def clips(frames: torch.Tensor) -> torch.Tensor:  # (B*F, C, H, W) -> (B, C, F, H, W)
+            return frames.reshape(batch, num_frames, channels, height, width).transpose(1, 2)
+
+        def frames(clip: torch.Tensor) -> torch.Tensor:  # (B, C, F, H, W) -> (B*F, C, H, W)
+            return clip.transpose(1, 2).reshape(batch_frames, channels, height, width)
+
+        # GroupNorm statistics per frame, so that no frame's output depends on which frames share its chunk through
+        # them (only the temporal convolutions and attention mix frames).
+        delta = self.conv2(clips(F.silu(self.norm2(frames(self.conv1(clips(F.silu(self.norm1(hidden_states)))))))))
         if self.attention is not None:
+            x = clips(hidden_states)
             tokens = (x + delta).permute(0, 3, 4, 2, 1).reshape(batch * height * width, num_frames, channels)
             attended = self.attention(self.attn_norm(tokens))
             delta = delta + attended.reshape(batch, height, width, num_frames, channels).permute(0, 4, 3, 1, 2)

@@ -8,12 +8,16 @@ the pretrained U-Net keeps its name and value; the new weights live under their 
 * ``*.transformer_blocks.N.semantic_norm.*`` / ``*.semantic_attn.*``: SeAM in every spatial transformer block;
 * ``*.attentions.N.temporal_transformer.*`` / ``*.attentions.N.tsam.*``: stage-2 temporal modules.
 
+SeAM (with the semantic tokenizer), the temporal transformer and TSAM can each be left out (``use_seam``,
+``use_temporal_transformer``, ``use_tsam``: the paper's Table II ablations); a left-out module has no parameters.
+
 Frames fold into the batch: inputs are `(B*F, C, h, w)` with ``num_frames`` = F passed explicitly.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -88,7 +92,12 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
         semantic_channels: channels of the SAM2 image embeddings (256).
         num_semantic_tokens: tokens the embeddings are pooled to, a perfect square (256 = 16x16).
         semantic_token_dim: width of the semantic tokens (the key/value input of every SeAM layer).
-        temporal: whether the temporal transformer and TSAM exist (stage 2).
+        temporal: whether the stage-2 temporal modules exist.
+        use_seam: whether the spatial transformer blocks have SeAM, fed by the semantic tokenizer; without it,
+            neither exists and ``forward`` ignores ``semantic_embeds``.
+        use_temporal_transformer: whether the stage-2 modules include the temporal transformer (built when
+            ``temporal``, or by :meth:`add_temporal_modules`).
+        use_tsam: whether the stage-2 modules include TSAM; at least one of the two must be on once ``temporal``.
         num_frames: default temporal window length `F` used by pipelines and training (not by ``forward``).
         temporal_ff_mult: feed-forward width of the temporal transformer, a multiple of `C`.
         tsam_ff_mult: feed-forward width of each TSAM half, a multiple of `C/2`.
@@ -99,6 +108,7 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
     _supports_gradient_checkpointing = True
     _no_split_modules = [
         "SemanticTransformerBlock",
+        "BasicTransformerBlock",
         "TemporalTransformer",
         "TemporalSpatialAwarenessModule",
         "ResnetBlock2D",
@@ -144,6 +154,9 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
         num_semantic_tokens: int = 256,
         semantic_token_dim: int = 1024,
         temporal: bool = False,
+        use_seam: bool = True,
+        use_temporal_transformer: bool = True,
+        use_tsam: bool = True,
         num_frames: int = 8,
         temporal_ff_mult: float = 2.0,
         tsam_ff_mult: float = 2.0,
@@ -165,12 +178,15 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
         self.num_upsamplers = unet.num_upsamplers
 
         self.lr_conditioning = LatentConcatConditioning(lr_channels, block_out_channels[0], self.conv_in.kernel_size[0])
-        self.semantic_tokenizer = SemanticTokenizer(semantic_channels, num_semantic_tokens, semantic_token_dim)
+        self.semantic_tokenizer = (
+            SemanticTokenizer(semantic_channels, num_semantic_tokens, semantic_token_dim) if use_seam else None
+        )
+        semantic_dim = semantic_token_dim if use_seam else None
         for blocks, index, transformer in self._spatial_transformers():
-            blocks[index] = SeTeTransformer2DModel.from_transformer(transformer, semantic_token_dim)
+            blocks[index] = SeTeTransformer2DModel.from_transformer(transformer, semantic_dim)
         self.register_buffer("empty_prompt_embeds", torch.zeros(1, prompt_sequence_length, cross_attention_dim))
         if temporal:
-            self._create_temporal_modules()
+            self._create_temporal_modules(use_temporal_transformer, use_tsam)
 
     # ----------------------------------------------------------------------------------------- construction
 
@@ -183,8 +199,9 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
 
         Args:
             unet: the pretrained U-Net (Stable Diffusion 2.1 layout).
-            temporal: also create the stage-2 temporal transformer and TSAM.
-            **options: the SeTe-specific config arguments (``semantic_token_dim``, ``num_semantic_tokens``, ...).
+            temporal: also create the stage-2 temporal modules.
+            **options: the SeTe-specific config arguments (``semantic_token_dim``, ``num_semantic_tokens``,
+                ``use_seam``, ``use_temporal_transformer``, ``use_tsam``...).
         """
         config = dict(unet.config)
         unsupported = _non_default_unet2d_arguments(config)
@@ -202,15 +219,22 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
             raise SeteVSRError(f"U-Net tensors not placed in the SeTe U-Net: {unexpected or missing}")
         return model.to(device=unet.device)
 
-    def add_temporal_modules(self) -> None:
-        """Turn a stage-1 model into a stage-2 model (temporal transformer + TSAM after each spatial transformer).
+    def add_temporal_modules(self, temporal_transformer: bool | None = None, tsam: bool | None = None) -> None:
+        """Turn a stage-1 model into a stage-2 model (temporal transformer and/or TSAM after each spatial transformer).
 
         The new modules start with zero outputs, so the model's output is unchanged.
+
+        Args:
+            temporal_transformer: add the temporal transformer; ``None``: as ``config.use_temporal_transformer``.
+            tsam: add TSAM; ``None``: as ``config.use_tsam``.
         """
         if self.config.temporal:
             raise SeteVSRError("this SeTe U-Net already has its temporal modules")
-        self._create_temporal_modules()
-        self.register_to_config(temporal=True)
+        if temporal_transformer is None:
+            temporal_transformer = self.config.use_temporal_transformer
+        tsam = self.config.use_tsam if tsam is None else tsam
+        self._create_temporal_modules(bool(temporal_transformer), bool(tsam))
+        self.register_to_config(temporal=True, use_temporal_transformer=bool(temporal_transformer), use_tsam=bool(tsam))
 
     def set_empty_prompt_embeds(self, embeds: torch.Tensor) -> None:
         """Store the text embedding of the empty prompt, used when ``encoder_hidden_states`` is not given.
@@ -226,13 +250,25 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
             raise SeteVSRError(f"empty-prompt embeddings must have shape {expected}, got {tuple(embeds.shape)}")
         self.empty_prompt_embeds.copy_(embeds.detach())
 
-    def _create_temporal_modules(self) -> None:
+    @property
+    def semantic_grid_size(self) -> int:
+        """Side `g` of the semantic token grid the SAM2 embeddings are pooled to (``isqrt(num_semantic_tokens)``).
+
+        Defined with or without SeAM, so the conditioning code can pool the embeddings either way.
+        """
+        return math.isqrt(self.config.num_semantic_tokens)
+
+    def _create_temporal_modules(self, temporal_transformer: bool, tsam: bool) -> None:
+        if not (temporal_transformer or tsam):
+            raise SeteVSRError("stage 2 needs a temporal module: the temporal transformer, TSAM or both")
         for _, _, transformer in self._spatial_transformers():
             transformer.add_temporal_modules(
                 norm_num_groups=self.config.norm_num_groups,
                 temporal_ff_mult=self.config.temporal_ff_mult,
                 tsam_ff_mult=self.config.tsam_ff_mult,
                 tsam_mlp_ratio=self.config.tsam_mlp_ratio,
+                temporal_transformer=temporal_transformer,
+                tsam=tsam,
             )
 
     def _spatial_transformers(self) -> Iterator[tuple[nn.ModuleList, int, Transformer2DModel]]:
@@ -267,9 +303,9 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
         """The `(name, parameter)` pairs trained in a stage (paper Sec. III-D).
 
         Args:
-            stage: 1 trains the spatial path (SeAM, semantic tokenizer, LR conditioning and, unless
-                ``only_new_modules``, the whole pretrained U-Net); 2 trains exactly the temporal transformer and
-                TSAM parameters, everything else frozen.
+            stage: 1 trains the spatial path (SeAM and semantic tokenizer when present, LR conditioning and,
+                unless ``only_new_modules``, the whole pretrained U-Net); 2 trains exactly the parameters of the
+                temporal modules present (temporal transformer, TSAM), everything else frozen.
             only_new_modules: stage 1 only: train just the new spatial modules (parameter-efficient).
         """
         named = list(self.named_parameters())
@@ -291,7 +327,7 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
         sample: torch.Tensor,
         timestep: torch.Tensor | float | int,
         lr_latents: torch.Tensor,
-        semantic_embeds: torch.Tensor,
+        semantic_embeds: torch.Tensor | None,
         num_frames: int,
         encoder_hidden_states: torch.Tensor | None = None,
         return_dict: bool = True,
@@ -302,7 +338,8 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
             sample: `(B*F, in_channels, h, w)` noisy latents, frames of a clip consecutive.
             timestep: a number, a 0-d tensor, or a `(B*F,)` or `(B,)` tensor.
             lr_latents: `(B*F, lr_channels, h, w)` VAE latents of the x4-bicubic-upsampled LR frames.
-            semantic_embeds: `(B*F, semantic_channels, Hs, Ws)` SAM2 image embeddings (64x64 for a 1024 input).
+            semantic_embeds: `(B*F, semantic_channels, Hs, Ws)` SAM2 image embeddings (64x64 for a 1024 input);
+                ignored (and may be ``None``) without SeAM (``config.use_seam`` false).
             num_frames: frames per clip `F`; must divide the batch.
             encoder_hidden_states: `(B*F, L, cross_attention_dim)`, `(B, L, ...)` or `(1, L, ...)` text
                 embeddings; by default the stored empty-prompt embedding.
@@ -321,10 +358,9 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
         timesteps = torch.as_tensor(timestep, device=sample.device)
         timesteps = self._expand_to_frames(timesteps.reshape(-1), batch_frames, num_frames, "timestep")
         emb = self.time_embedding(self.time_proj(timesteps).to(sample.dtype))
-        context = {
-            SEMANTIC_TOKENS_KEY: self.semantic_tokenizer(semantic_embeds.to(sample.dtype)),
-            NUM_FRAMES_KEY: num_frames,
-        }
+        context = {NUM_FRAMES_KEY: num_frames}
+        if self.semantic_tokenizer is not None:
+            context[SEMANTIC_TOKENS_KEY] = self.semantic_tokenizer(semantic_embeds.to(sample.dtype))
 
         hidden_states = self.conv_in(sample) + self.lr_conditioning(lr_latents.to(sample.dtype))
         skips = (hidden_states,)
@@ -373,7 +409,7 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
         return SeTeUNetOutput(sample=hidden_states)
 
     def _check_inputs(
-        self, sample: torch.Tensor, lr_latents: torch.Tensor, semantic_embeds: torch.Tensor, num_frames: int
+        self, sample: torch.Tensor, lr_latents: torch.Tensor, semantic_embeds: torch.Tensor | None, num_frames: int
     ) -> int:
         if sample.ndim != 4 or sample.shape[1] != self.config.in_channels:
             raise SeteVSRError(f"sample must be (B*F, {self.config.in_channels}, h, w), got {tuple(sample.shape)}")
@@ -383,10 +419,13 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
         expected_lr = (batch_frames, self.config.lr_channels, height, width)
         if tuple(lr_latents.shape) != expected_lr:
             raise SeteVSRError(f"lr_latents must have shape {expected_lr}, got {tuple(lr_latents.shape)}")
-        if semantic_embeds.ndim != 4 or semantic_embeds.shape[:2] != (batch_frames, self.config.semantic_channels):
+        if not self.config.use_seam:
+            return batch_frames
+        expected_semantic = (batch_frames, self.config.semantic_channels)
+        if semantic_embeds is None or semantic_embeds.ndim != 4 or semantic_embeds.shape[:2] != expected_semantic:
             raise SeteVSRError(
                 f"semantic_embeds must be (B*F={batch_frames}, {self.config.semantic_channels}, Hs, Ws) SAM2 image "
-                f"embeddings, got {tuple(semantic_embeds.shape)}"
+                f"embeddings, got {None if semantic_embeds is None else tuple(semantic_embeds.shape)}"
             )
         return batch_frames
 

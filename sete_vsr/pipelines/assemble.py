@@ -62,7 +62,8 @@ def from_sd21(
         temporal: also create the stage-2 temporal modules of the U-Net (zero-initialised).
         window_length: the U-Net's default temporal window (``config.num_frames``).
         keep_text_encoder: keep the text encoder and tokenizer as optional components (for prompts).
-        unet_options: other SeTe U-Net options (``num_semantic_tokens``, ``semantic_token_dim``, ...).
+        unet_options: other SeTe U-Net options (``num_semantic_tokens``, ``semantic_token_dim``; the ablations
+            ``use_seam``, ``use_temporal_transformer``, ``use_tsam``...).
         vae_options: temporal VAE options (``temporal_kernel_size``, ``temporal_attention_head_dim``).
         semantic_options: :class:`SemanticEncoder` options (``chunk_size``, ``image_size``).
         torch_dtype: dtype of the returned pipeline (conversion runs in the sources' dtype).
@@ -109,7 +110,7 @@ def from_sd21(
     return pipe.to(torch_dtype) if torch_dtype is not None else pipe
 
 
-def tiny_pipeline(seed: int = 0, temporal: bool = True) -> SeTeVSRPipeline:
+def tiny_pipeline(seed: int = 0, temporal: bool = True, unet_options: dict[str, Any] | None = None) -> SeTeVSRPipeline:
     """A SeTe-VSR pipeline of toy width with random weights, for tests and setup checks (its output is noise).
 
     The layouts are the real ones (SD 2.1-style U-Net with 2 levels, 4-level VAE so ``vae_scale_factor`` is 8 as in
@@ -120,10 +121,12 @@ def tiny_pipeline(seed: int = 0, temporal: bool = True) -> SeTeVSRPipeline:
     Args:
         seed: seed of the weights.
         temporal: include the U-Net's temporal modules (stage 2).
+        unet_options: SeTe U-Net options over the tiny ones (e.g. ``{"use_seam": False}``).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = SeTeUNetModel.from_unet2d(tiny_unet2d(sample_size=32), temporal=temporal, **tiny_sete_unet_options())
+        options = {**tiny_sete_unet_options(), **(unet_options or {})}
+        unet = SeTeUNetModel.from_unet2d(tiny_unet2d(sample_size=32), temporal=temporal, **options)
         vae = tiny_autoencoder_kl(
             temporal=True,
             block_out_channels=(8, 16, 16, 16),

@@ -2,6 +2,10 @@
 
 Options arrive as strings from the command line (``--method-option model=DIR --method-option steps=20``) and are
 converted here.
+
+A pipeline that was never trained (assembled by ``sete-vsr init``, or the tiny random preset: no
+``assembled_from["training_stages"]`` in its ``model_index.json``) is named ``sete-vsr-untrained``, as SEEM without
+weights is ``...+seem-untrained``, so its column in evaluation tables and plots says so.
 """
 
 from __future__ import annotations
@@ -72,15 +76,18 @@ class SeTeVSRMethod(VSRMethod):
         model: pipeline folder or Hub id (``checkpoint`` is accepted as an alias, as for the baselines).
         device: torch device; default CUDA when available.
         dtype: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
-        steps: denoising steps.
+        steps: denoising steps; default the model's recorded setting, else 50.
         window_length, window_overlap, tile_size, tile_overlap, decode_chunk_size: as the pipeline's call.
         color_fix: ``"none"``, ``"wavelet"`` or ``"adain"``.
         seed: seed of the noise, the same for every clip.
         cpu_offload: see :func:`load_pipeline`.
         progress: show progress bars.
-    """
 
-    name = "sete-vsr"
+    Attributes:
+        name: ``"sete-vsr"``, or ``"sete-vsr-untrained"`` for a pipeline never trained.
+        trained: whether the pipeline records a training run (``assembled_from["training_stages"]``).
+        training_stages: that record, one entry per ``sete_vsr.train`` run (``stage``, ``steps``...), oldest first.
+    """
 
     def __init__(
         self,
@@ -88,7 +95,7 @@ class SeTeVSRMethod(VSRMethod):
         checkpoint: str | None = None,
         device: str | None = None,
         dtype: str = "fp32",
-        steps: int | str = 50,
+        steps: int | str | None = None,
         window_length: int | str | None = None,
         window_overlap: int | str | None = None,
         tile_size: int | str | None = None,
@@ -103,10 +110,13 @@ class SeTeVSRMethod(VSRMethod):
         if model is None:
             raise SeteVSRError("sete-vsr needs a model: --method-option model=DIR_OR_HUB_ID")
         self.pipe = load_pipeline(model, device, dtype, _as_bool(cpu_offload))
+        self.training_stages = list((self.pipe.config.get("assembled_from") or {}).get("training_stages") or [])
+        self.trained = bool(self.training_stages)
+        self.name = "sete-vsr" if self.trained else "sete-vsr-untrained"
         self.pipe.set_progress_bar_config(disable=not _as_bool(progress))
         self.seed = int(seed)
         self.call_options = {
-            "num_inference_steps": int(steps),
+            "num_inference_steps": _as_int(steps),
             "window_length": _as_int(window_length),
             "window_overlap": _as_int(window_overlap),
             "tile_size": _as_int(tile_size),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,14 +48,14 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from .. import __version__
 from ..data.video_io import VideoReader, open_writer
 from ..errors import SeteVSRError
+from ..models.lr_inputs import SCALE, bicubic_upsample, encode_lr_latents, semantic_embeddings
 from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
 from ..models.unet import SeTeUNetModel
-from .blending import BlendAccumulator, plan_regions
+from .blending import BlendAccumulator, plan_regions, plan_spans
 from .color import COLOR_FIXES, color_correct
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-SCALE = 4
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -88,29 +89,6 @@ class SeTeVSRPipelineOutput(BaseOutput):
     frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor | None
     fps: Fraction | None = None
     path: Path | None = None
-
-
-def bicubic_upsample(
-    frames: torch.Tensor, scale: int = SCALE, value_range: tuple[float, float] = (-1.0, 1.0)
-) -> torch.Tensor:
-    """Upsample LR frames with PyTorch's bicubic kernel: the LR-conditioning input of SeTe-VSR.
-
-    This is ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False)`` (cubic coefficient -0.75, no
-    antialiasing, which upsampling does not need), chosen for speed on any device; it is not MATLAB's ``imresize``
-    (coefficient -0.5, :func:`sete_vsr.data.imresize.imresize`), which the "Bicubic" baseline column uses. Training
-    must condition on the same upsampling: use this function there too. Each frame's result depends on that frame
-    only (the overshoot is clamped to the fixed ``value_range``, not to the batch's values).
-
-    Args:
-        frames: `(N, C, H, W)` float frames with values in ``value_range``.
-        scale: upsampling factor.
-        value_range: the nominal range of the frames, ``(-1, 1)`` for VAE inputs or ``(0, 1)``.
-
-    Returns:
-        `(N, C, scale*H, scale*W)` float frames clamped to ``value_range``.
-    """
-    low, high = value_range
-    return F.interpolate(frames, scale_factor=scale, mode="bicubic", align_corners=False).clamp_(low, high)
 
 
 def encode_prompt(
@@ -284,6 +262,8 @@ class SeTeVSRPipeline(DiffusionPipeline):
                 + ", temporal VAE layers) starts at zero, so until trained the model is Stable Diffusion 2.1 "
                 "ignoring its LR input."
             )
+        elif built.get("description"):
+            origin = built["description"]
         else:
             origin = "Provenance not recorded."
         training = built.get("training", "untrained (as assembled)")
@@ -391,32 +371,58 @@ class SeTeVSRPipeline(DiffusionPipeline):
         config = {"disable": False, **getattr(self, "_progress_bar_config", {}), "desc": desc, "unit": unit}
         return tqdm(total=total, **config)
 
+    def latent_size(self, height: int, width: int) -> tuple[int, int]:
+        """The latent `(h, w)` of LR frames of `height x width` (after padding to :attr:`pad_multiple`)."""
+        pad = self.pad_multiple
+        return tuple(-(-side // pad) * pad * SCALE // self.vae_scale_factor for side in (height, width))
+
     def encode_conditioning(
-        self, reader: VideoReader, window_length: int, vae_batch_size: int, device: torch.device
+        self,
+        reader: VideoReader,
+        window_length: int,
+        vae_batch_size: int,
+        device: torch.device,
+        tiles: list[tuple[tuple[int, int], tuple[int, int]]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The conditioning pass: LR latents and pooled SAM2 embeddings of every frame, one window at a time.
+        """The conditioning pass: LR latents of every frame and pooled SAM2 embeddings of every (frame, tile).
+
+        Both come from :mod:`sete_vsr.models.lr_inputs`, the functions training calls on its crops: LR latents of
+        the whole (padded) frames, and for each latent tile the SAM2 embedding of the LR region that tile covers, so
+        that a tile attends to the semantics of what it denoises, as a training crop does. A frame the size of a
+        training crop (one tile) gets exactly the conditioning of that crop in training.
 
         Args:
             reader: the LR frames (read as float32 in [0, 1]).
             window_length: frames read and encoded together.
             vae_batch_size: frames per VAE-encoder pass.
             device: execution device.
+            tiles: latent ``((row_start, row_end), (col_start, col_end))`` of each tile; ``None``: one whole-frame tile.
 
         Returns:
-            ``(lr_latents, semantic)``: `(T, 4, h, w)` LR latents (times the VAE's ``scaling_factor``) and
-            `(T, 256, g, g)` SAM2 embeddings pooled to the U-Net's token grid, both in the U-Net's dtype.
+            ``(lr_latents, semantic)``: `(T, C, h, w)` LR latents (times the VAE's ``scaling_factor``) and
+            `(T, n_tiles, 256, g, g)` SAM2 embeddings pooled to the U-Net's token grid, both in the U-Net's dtype.
         """
         dtype = self.unet.dtype
+        grid = self.unet.semantic_grid_size
+        # The LR pixels of each latent tile (exact for VAE scale factors of 4 and more, rounded outwards otherwise).
+        to_lr = self.vae_scale_factor / SCALE
+        lr_regions = [(slice(None), slice(None))]
+        if tiles is not None:
+            lr_regions = [
+                (slice(int(top * to_lr), math.ceil(bottom * to_lr)), slice(int(left * to_lr), math.ceil(right * to_lr)))
+                for (top, bottom), (left, right) in tiles
+            ]
         lr_latents, semantic = [], []
         with self._progress("encode", reader.info.num_frames, "frame") as bar:
             for chunk in _batched(reader, window_length):
-                frames = _pad_frames(_to_tensor(chunk, device), self.pad_multiple)  # (n, 3, Hp, Wp) in [0, 1]
-                embeds = self.semantic_encoder(frames)
-                semantic.append(self.unet.semantic_tokenizer.pool(embeds.float()).to(device, dtype))
+                frames = _pad_frames(_to_tensor(chunk, device), self.pad_multiple) * 2 - 1  # (n, 3, Hp, Wp) in [-1, 1]
+                per_tile = [
+                    semantic_embeddings(self.semantic_encoder, frames[..., rows, cols], grid).to(device, dtype)
+                    for rows, cols in lr_regions
+                ]
+                semantic.append(torch.stack(per_tile, dim=1))
                 for part in frames.split(vae_batch_size):
-                    upsampled = bicubic_upsample(part * 2 - 1).to(device, self.vae.dtype)
-                    latents = self.vae.encode(upsampled).latent_dist.mode() * self.vae.config.scaling_factor
-                    lr_latents.append(latents.to(device, dtype))
+                    lr_latents.append(encode_lr_latents(self.vae, part).to(device, dtype))
                 bar.update(len(chunk))
         if not lr_latents:
             raise SeteVSRError(f"no frames in {reader.info.source or 'the input'}")
@@ -451,10 +457,10 @@ class SeTeVSRPipeline(DiffusionPipeline):
             latent_model_input: `(T, C, h, w)` scaled noisy latents.
             t: current timestep.
             lr_latents: `(T, 4, h, w)` LR latents.
-            semantic: `(T, 256, g, g)` pooled SAM2 embeddings of the whole frames (every tile of a frame attends to
-                the same semantic tokens).
+            semantic: `(T, n_tiles, 256, g, g)` pooled SAM2 embeddings of each tile's LR region.
             prompt_embeds: `(1, L, D)` or ``None`` for the stored empty prompt.
-            regions: the :class:`~sete_vsr.pipelines.blending.Region` windows x tiles.
+            regions: the :class:`~sete_vsr.pipelines.blending.Region` windows x tiles, the tiles of a window in the
+                order of ``semantic``'s tile axis.
 
         Returns:
             `(T, C_out, h, w)` float32 blended prediction.
@@ -465,14 +471,16 @@ class SeTeVSRPipeline(DiffusionPipeline):
         accumulator = BlendAccumulator(
             1, self.unet.config.out_channels, height, width, torch.float32, latent_model_input.device, num_frames
         )
+        tile_index = {}
         for region in regions:
+            tile = tile_index.setdefault((region.rows, region.cols), len(tile_index))
             sample = region.crop(video)[0]
             start, end = region.frames
             prediction = self.unet(
                 sample.to(self.unet.dtype),
                 t,
                 lr_latents=region.crop(lr_video)[0],
-                semantic_embeds=semantic[start:end],
+                semantic_embeds=semantic[start:end, tile],
                 num_frames=end - start,
                 encoder_hidden_states=prompt_embeds,
             ).sample
@@ -486,7 +494,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
         video: Any,
         prompt: str | None = None,
         prompt_embeds: torch.Tensor | None = None,
-        num_inference_steps: int = 50,
+        num_inference_steps: int | None = None,
         window_length: int | None = None,
         window_overlap: int | None = None,
         tile_size: int | None = None,
@@ -515,7 +523,8 @@ class SeTeVSRPipeline(DiffusionPipeline):
             prompt: optional text prompt (needs ``text_encoder`` and ``tokenizer``); default: the U-Net's stored
                 empty-prompt embedding. No classifier-free guidance is applied (as in the paper).
             prompt_embeds: `(1, L, cross_attention_dim)` text embeddings instead of ``prompt``.
-            num_inference_steps: denoising steps (50 with DDPM in the paper).
+            num_inference_steps: denoising steps; default the model's recorded setting
+                (``assembled_from["inference"]["num_inference_steps"]``), else 50 (DDPM in the paper).
             window_length: frames denoised together; default the U-Net's ``config.num_frames``.
             window_overlap: frames shared by consecutive windows; default ``window_length // 4``.
             tile_size: latent tile side (output pixels / ``vae_scale_factor``); default the U-Net's ``sample_size``
@@ -549,6 +558,8 @@ class SeTeVSRPipeline(DiffusionPipeline):
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
+        recorded = (self.config.get("assembled_from") or {}).get("inference", {})
+        num_inference_steps = num_inference_steps or recorded.get("num_inference_steps", 50)
         window_length = window_length or self.unet.config.num_frames
         window_overlap = window_length // 4 if window_overlap is None else window_overlap
         tile_size = self.unet.config.sample_size if tile_size is None else tile_size
@@ -592,8 +603,14 @@ class SeTeVSRPipeline(DiffusionPipeline):
                 prompt_embeds = prompt_embeds.to(device, self.unet.dtype)
             if upcast_vae:  # the SD VAE overflows in float16
                 self.vae.to(dtype=torch.float32)
-            lr_latents, semantic = self.encode_conditioning(reader, window_length, decode_chunk_size, device)
-            num_frames, _, height, width = lr_latents.shape
+            height, width = self.latent_size(reader.info.height, reader.info.width)
+            tiles = [
+                (rows, cols)
+                for rows in plan_spans(height, tile_size, tile_overlap)
+                for cols in plan_spans(width, tile_size, tile_overlap)
+            ]
+            lr_latents, semantic = self.encode_conditioning(reader, window_length, decode_chunk_size, device, tiles)
+            num_frames = len(lr_latents)
 
             # 3. Prepare timesteps and the initial noise of the whole video.
             self.scheduler.set_timesteps(num_inference_steps, device=device)

@@ -60,10 +60,13 @@ def cache_config(config: TrainConfig) -> dict:
     return {key: flat[key] for key in CACHE_KEYS}
 
 
-def encoder_fingerprint(vae, semantic_encoder) -> str:
-    """SHA-256 of the weights (and the settings) that make the cached tensors: the VAE encoder and SAM2."""
+def encoder_fingerprint(vae, semantic_encoder, grid_size: int) -> str:
+    """SHA-256 of the weights (and the settings) that make the cached tensors: the VAE encoder, SAM2, the token grid."""
     digest = hashlib.sha256()
-    settings = f"scaling_factor={vae.config.scaling_factor};image_size={semantic_encoder.config.image_size}"
+    settings = (
+        f"scaling_factor={vae.config.scaling_factor};image_size={semantic_encoder.config.image_size};"
+        f"grid={grid_size}"
+    )
     digest.update(settings.encode())
     modules = {"vae.encoder": vae.encoder, "vae.quant_conv": vae.quant_conv, "semantic_encoder": semantic_encoder}
     for prefix, module in modules.items():
@@ -97,7 +100,8 @@ def fill_cache(
     """
     from ..data.latent_cache import precompute
     from ..pipelines.pipeline import SeTeVSRPipeline
-    from .loop import build_train_dataset, encode_lr_latents, encode_semantics, encode_target
+    from ..models.lr_inputs import encode_lr_latents, encode_target, semantic_embeddings
+    from .loop import build_train_dataset
 
     if config.data.cache_dir is None:
         raise SeteVSRError("set data.cache_dir=DIR: the folder the cache is written to")
@@ -113,14 +117,15 @@ def fill_cache(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     pipeline = SeTeVSRPipeline.from_pretrained(config.pretrained_model)
     vae, semantic_encoder = pipeline.vae.eval(), pipeline.semantic_encoder.eval()
-    fingerprint = encoder_fingerprint(vae, semantic_encoder)
+    grid = pipeline.unet.semantic_grid_size
+    fingerprint = encoder_fingerprint(vae, semantic_encoder, grid)
     vae.to(device, DTYPES[dtype])
     semantic_encoder.to(device, DTYPES[dtype])
     target = "hr_usm" if config.data.usm_gt else "hr"
     encoders = {
-        "hr_moments": lambda item: encode_target(vae, item[target].to(device)).to(DTYPES[dtype]),
-        "lr_latents": lambda item: encode_lr_latents(vae, item["lr"].to(device)).to(DTYPES[dtype]),
-        "semantic_embeds": lambda item: encode_semantics(semantic_encoder, item["lr"].to(device)).to(DTYPES[dtype]),
+        "hr_moments": lambda item: encode_target(vae, item[target]).to(DTYPES[dtype]),
+        "lr_latents": lambda item: encode_lr_latents(vae, item["lr"]).to(DTYPES[dtype]),
+        "semantic_embeds": lambda item: semantic_embeddings(semantic_encoder, item["lr"], grid).to(DTYPES[dtype]),
     }
     metadata = {
         "config": cache_config(config),
@@ -175,9 +180,9 @@ def open_cache(config: TrainConfig):
     return dataset
 
 
-def check_cache_encoders(dataset, vae, semantic_encoder) -> None:
-    """Refuse a cache made with other VAE or SAM2 weights than those of the starting pipeline."""
-    if dataset.metadata.get("encoders") != encoder_fingerprint(vae, semantic_encoder):
+def check_cache_encoders(dataset, vae, semantic_encoder, grid_size: int) -> None:
+    """Refuse a cache made with other VAE or SAM2 weights (or token grid) than those of the starting pipeline."""
+    if dataset.metadata.get("encoders") != encoder_fingerprint(vae, semantic_encoder, grid_size):
         raise SeteVSRError(
             f"the latent cache in {dataset.cache_dir} was made with other VAE/SAM2 weights than those of "
             f"pretrained_model (it was made from {dataset.metadata.get('pretrained_model')}); fill another one: "

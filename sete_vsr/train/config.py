@@ -35,6 +35,8 @@ RESUME_KEYS = (
     "stage",
     "pretrained_model",
     "only_new_modules",
+    "temporal_transformer",
+    "tsam",
     "use_ema",
     "use_8bit_adam",
     "mixed_precision",
@@ -140,6 +142,11 @@ class TrainConfig:
         validation: validation renders, see :class:`ValidationConfig`.
         only_new_modules: stage 1: train only the new spatial modules (SeAM, semantic tokenizer, LR conditioning)
             instead of the whole spatial U-Net.
+        temporal_transformer: stage 2: add (and train) the temporal transformer; ``null`` follows the starting
+            U-Net's ``use_temporal_transformer`` (on unless ``sete-vsr init --no-temporal-transformer``). With
+            ``tsam``, this chooses the temporal modules of the paper's ablations (Table II); whether the U-Net has
+            SeAM was chosen by ``sete-vsr init --no-seam``.
+        tsam: stage 2: add (and train) TSAM; ``null`` follows the starting U-Net's ``use_tsam``.
         train_batch_size: clips per device per step.
         max_train_steps: optimizer steps of the run.
         gradient_accumulation_steps: batches accumulated per optimizer step (``max_train_steps`` counts optimizer
@@ -177,6 +184,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     only_new_modules: bool = False
+    temporal_transformer: bool | None = None
+    tsam: bool | None = None
     train_batch_size: int = 3
     max_train_steps: int = 100_000
     gradient_accumulation_steps: int = 1
@@ -324,6 +333,12 @@ def _check(config: TrainConfig) -> None:
     for key, name in degradations.items():
         if name not in DEGRADATIONS:
             raise SeteVSRError(f"{key} must be one of {', '.join(DEGRADATIONS)}, got {name!r}")
+    temporal_modules = {"temporal_transformer": config.temporal_transformer, "tsam": config.tsam}
+    chosen = [key for key, value in temporal_modules.items() if value is not None]
+    if chosen and config.stage != "2":
+        raise SeteVSRError(f"{' and '.join(chosen)}: stage 2 chooses its temporal modules, stage {config.stage} none")
+    if temporal_modules == {"temporal_transformer": False, "tsam": False}:
+        raise SeteVSRError("stage 2 needs a temporal module: temporal_transformer and tsam cannot both be false")
     if config.data.cache_dir is not None and config.stage == "vae":
         raise SeteVSRError("data.cache_dir is for stages 1 and 2 (the VAE stage runs its encoder on HR pixels)")
     if config.mixed_precision not in (None, "no", "fp16", "bf16"):

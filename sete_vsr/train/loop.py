@@ -269,39 +269,9 @@ def batch_generator(device: torch.device, *key: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(hash(key) % 2**63)
 
 
-def encode_conditioning(vae, semantic_encoder, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The U-Net's conditioning of LR frames, computed as :meth:`SeTeVSRPipeline.encode_conditioning` does.
-
-    Args:
-        lr: `(N, 3, h, w)` LR frames in [-1, 1].
-
-    Returns:
-        ``(lr_latents, semantic_embeds)``: the VAE latents (mode, times ``scaling_factor``) of the frames upsampled
-        x4 with :func:`~sete_vsr.pipelines.pipeline.bicubic_upsample`, and the SAM2 embeddings of the LR frames.
-    """
-    return encode_lr_latents(vae, lr), encode_semantics(semantic_encoder, lr)
-
-
-def encode_lr_latents(vae, lr: torch.Tensor) -> torch.Tensor:
-    """VAE latents (mode, times ``scaling_factor``, float32) of `(N, 3, h, w)` LR frames in [-1, 1] upsampled x4.
-
-    As in the pipeline, :func:`~sete_vsr.pipelines.pipeline.bicubic_upsample` treats each frame on its own, so a
-    frame's conditioning does not depend on the other frames of its batch, and cached latents equal live ones.
-    """
-    from ..pipelines.pipeline import bicubic_upsample
-
-    upsampled = bicubic_upsample(lr.float()).to(vae.dtype)
-    return (vae.encode(upsampled).latent_dist.mode() * vae.config.scaling_factor).float()
-
-
-def encode_semantics(semantic_encoder, lr: torch.Tensor) -> torch.Tensor:
-    """SAM2 embeddings (float32) of `(N, 3, h, w)` LR frames in [-1, 1]."""
-    return semantic_encoder((lr.float() + 1) / 2).float()
-
-
-def encode_target(vae, hr: torch.Tensor) -> torch.Tensor:
-    """The parameters (mean and log-variance, `(N, 2 C, H/8, W/8)`) of the VAE posterior of `(N, 3, H, W)` GT frames."""
-    return vae.encode(hr.to(vae.dtype)).latent_dist.parameters
+def token_grid(unet: torch.nn.Module) -> int:
+    """Side of the semantic token grid of a (possibly distributed-wrapped) SeTe U-Net."""
+    return getattr(unet, "module", unet).semantic_grid_size
 
 
 def diffusion_loss(
@@ -314,6 +284,8 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """The DDPM loss of Eq. 1 on a batch of clips: `||eps - eps_theta(z_t, t, LR latents, SAM2(LR))||^2`.
 
+    The conditioning comes from :func:`sete_vsr.models.lr_inputs.encode_conditioning`, as at inference.
+
     One timestep per clip, independent noise per frame. The target is the noise for an ``epsilon`` scheduler (the
     paper) and the velocity for a ``v_prediction`` one. The clean latents are drawn from the VAE posterior of
     ``batch["hr_usm"]`` when the batch has it (``data.usm_gt``), of ``batch["hr"]`` otherwise. A batch of the latent
@@ -322,6 +294,8 @@ def diffusion_loss(
     same either way, so a cached batch gives the loss of the batch it was made from.
     """
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    from ..models.lr_inputs import encode_conditioning, encode_target
 
     with torch.no_grad():
         if "hr_moments" in batch:
@@ -333,7 +307,7 @@ def diffusion_loss(
             hr, lr = batch.get("hr_usm", batch["hr"]), batch["lr"]  # (B, F, 3, H, W), (B, F, 3, H/4, W/4) in [-1, 1]
             clips, num_frames = hr.shape[:2]
             posterior = DiagonalGaussianDistribution(encode_target(vae, hr.flatten(0, 1)))
-            lr_latents, semantic_embeds = encode_conditioning(vae, semantic_encoder, lr.flatten(0, 1))
+            lr_latents, semantic_embeds = encode_conditioning(vae, semantic_encoder, lr.flatten(0, 1), token_grid(unet))
         latents = (posterior.sample(generator) * vae.config.scaling_factor).float()
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
     timesteps = torch.randint(
@@ -443,11 +417,27 @@ def log_validation(
 def record_training(pipeline, config: TrainConfig, global_step: int, metrics: dict[str, float]) -> None:
     """Add this run to the pipeline's construction record, which its model card and the stage-2 check read."""
     record = dict(pipeline.config.get("assembled_from") or {})
-    stage = {"stage": config.stage, "steps": global_step, "from": config.pretrained_model, "ema": config.use_ema}
+    data = config.data
+    stage = {
+        "stage": config.stage,
+        "steps": global_step,
+        "from": config.pretrained_model,
+        "ema": config.use_ema,
+        "data": {"type": data.type, "root": data.root, "exclude": data.exclude, "crop_size": data.crop_size},
+        "degradation": "BI" if config.stage == "vae" else data.degradation,
+        "window_length": data.num_frames,
+        "batch_size": config.train_batch_size,
+        "learning_rate": config.learning_rate,
+    }
     stage.update(metrics)
     stages = [*record.get("training_stages", []), stage]
     names = {"1": "stage 1 (spatial U-Net: SeAM, LR conditioning)", "2": "stage 2 (temporal transformer, TSAM)"}
-    done = "; ".join(f"{names.get(s['stage'], 'temporal VAE decoder')} for {s['steps']} steps" for s in stages)
+    done = "; ".join(
+        f"{names.get(s['stage'], 'temporal VAE decoder')} for {s['steps']} steps"
+        + (f" on {s['window_length']}-frame clips of {Path(str(s['data']['root'])).name}" if "data" in s else "")
+        + (f" ({s['degradation']} degradation)" if "degradation" in s else "")
+        for s in stages
+    )
     record["training_stages"] = stages
     record["temporal"] = bool(pipeline.unet.config.temporal)
     record["training"] = f"{done}, with `accelerate launch -m sete_vsr.train` (last run's config: `{CONFIG_NAME}`)"
@@ -519,7 +509,7 @@ def main(config: TrainConfig) -> None:
     if config.data.cache_dir is not None:
         from .cache import check_cache_encoders
 
-        check_cache_encoders(train_dataset, vae, semantic_encoder)
+        check_cache_encoders(train_dataset, vae, semantic_encoder, unet.semantic_grid_size)
     noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     for module in (vae, unet, semantic_encoder):
         module.requires_grad_(False)
@@ -530,7 +520,9 @@ def main(config: TrainConfig) -> None:
     else:
         model, frozen = unet, [vae, semantic_encoder]
         if config.stage == "2":
-            unet.add_temporal_modules()
+            unet.add_temporal_modules(temporal_transformer=config.temporal_transformer, tsam=config.tsam)
+            # The window the temporal modules learn on is the pipeline's default window (unet.config.num_frames).
+            unet.register_to_config(num_frames=config.data.num_frames)
         trainable = [param for _, param in unet.stage_parameters(int(config.stage), config.only_new_modules)]
     for param in trainable:
         param.requires_grad_(True)
