@@ -93,6 +93,14 @@ SCHEDULER = {
 }
 
 
+DESCRIPTION = (
+    "A small SeTe-VSR trained from scratch on a 2-core CPU by `python benchmarks/proof_of_function.py` (sete-vsr's "
+    "proof of function): a small SD-layout U-Net (1.6 M parameters) and a small autoencoder (latent scale factor 2, 16 "
+    "channels) trained on frames of six short HD videos (BI degradation), and a random tiny SAM2 image encoder. It "
+    "shows that the training and inference code super-resolve; it is not a model to use on real videos."
+)
+
+
 def log(message: str) -> None:
     print(f"[proof_of_function {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -213,13 +221,7 @@ def build_initial_pipeline(autoencoder: Path, out: Path, seed: int = 0) -> dict:
         scheduler=DDIMScheduler(**SCHEDULER),
         semantic_encoder=SemanticEncoder(vision_config=tiny_sam2_vision_config().to_dict(), image_size=128),
         assembled_from={
-            "description": (
-                "A small SeTe-VSR trained from scratch on a 2-core CPU by `python benchmarks/proof_of_function.py` "
-                "(sete-vsr's proof of function): a small SD-layout U-Net and a small autoencoder (latent scale factor "
-                "2, 16 channels) trained on frames of seven short HD videos, and a random tiny SAM2 image encoder. "
-                "It shows that the training and inference code super-resolve; it is not a model to use on real "
-                "videos."
-            ),
+            "description": DESCRIPTION,
             "sete_vsr_version": __import__("sete_vsr").__version__,
         },
     )
@@ -329,6 +331,7 @@ def export(out: Path, target: Path, summary: dict) -> None:
     pipe = SeTeVSRPipeline.from_pretrained(out / "final")
     record = dict(pipe.config.assembled_from)
     record["inference"] = {"num_inference_steps": summary["steps"]}
+    record["description"] = DESCRIPTION
     pipe.register_to_config(assembled_from=record)
     shutil.rmtree(target, ignore_errors=True)
     pipe.save_pretrained(target)
@@ -349,7 +352,7 @@ def export(out: Path, target: Path, summary: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "proof_of_function", help="work folder (kept)")
-    parser.add_argument("--autoencoder-minutes", type=float, default=12.0, help="autoencoder training time")
+    parser.add_argument("--autoencoder-minutes", type=float, default=15.0, help="autoencoder training time")
     parser.add_argument("--export", type=Path, default=None, help="copy the final model there (examples/tiny-sete-vsr)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 steps per stage, one Vid4 clip, 4 frames")
     args = parser.parse_args(argv)

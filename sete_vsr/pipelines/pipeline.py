@@ -559,7 +559,8 @@ class SeTeVSRPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         recorded = (self.config.get("assembled_from") or {}).get("inference", {})
-        num_inference_steps = num_inference_steps or recorded.get("num_inference_steps", 50)
+        if num_inference_steps is None:
+            num_inference_steps = recorded.get("num_inference_steps", 50)
         window_length = window_length or self.unet.config.num_frames
         window_overlap = window_length // 4 if window_overlap is None else window_overlap
         tile_size = self.unet.config.sample_size if tile_size is None else tile_size
