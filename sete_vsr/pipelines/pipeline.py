@@ -9,7 +9,7 @@ One call runs, for a video of `T` LR frames of `H x W` (padded to `Hp x Wp`, see
 2. the initial noise `(T, 4, h, w)` is drawn once for the whole video;
 3. every denoising step predicts the noise window by window (``window_length`` frames overlapping by
    ``window_overlap``) and, for large frames, tile by tile (``tile_size`` latent pixels overlapping by
-   ``tile_overlap``); the predictions are blended with :mod:`sete_vsr.pipelines.blending` and the scheduler takes one
+   ``tile_overlap``); the predictions are blended with :mod:`sete_vsr.models.blending` and the scheduler takes one
    step for the whole video, so no seam can form between windows or tiles;
 4. the temporal VAE decodes in overlapping chunks of frames (and tiles), and decoded frames are streamed out as soon as
    they are final: optionally colour-corrected against the upsampled LR frames (read again from the source), then
@@ -48,11 +48,11 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from .. import __version__
 from ..data.video_io import VideoReader, open_writer
 from ..errors import SeteVSRError
+from ..models.blending import BlendAccumulator, plan_regions, plan_spans
 from ..models.lr_inputs import SCALE, bicubic_upsample, encode_lr_latents, semantic_embeddings
 from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
 from ..models.unet import SeTeUNetModel
-from .blending import BlendAccumulator, plan_regions, plan_spans
 from .color import COLOR_FIXES, color_correct
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -459,7 +459,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
             lr_latents: `(T, 4, h, w)` LR latents.
             semantic: `(T, n_tiles, 256, g, g)` pooled SAM2 embeddings of each tile's LR region.
             prompt_embeds: `(1, L, D)` or ``None`` for the stored empty prompt.
-            regions: the :class:`~sete_vsr.pipelines.blending.Region` windows x tiles, the tiles of a window in the
+            regions: the :class:`~sete_vsr.models.blending.Region` windows x tiles, the tiles of a window in the
                 order of ``semantic``'s tile axis.
 
         Returns:
