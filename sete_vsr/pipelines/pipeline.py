@@ -54,6 +54,8 @@ from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
 from ..models.unet import SeTeUNetModel
 from .color import COLOR_FIXES, color_correct
+from .components import sd21_components
+from .prompt import encode_prompt
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -89,20 +91,6 @@ class SeTeVSRPipelineOutput(BaseOutput):
     frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor | None
     fps: Fraction | None = None
     path: Path | None = None
-
-
-def encode_prompt(
-    text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, prompt: str, device: torch.device | str
-) -> torch.Tensor:
-    """Stable Diffusion 2.x text embedding of one prompt (the last hidden state, padded to the tokenizer's length).
-
-    Returns:
-        `(1, tokenizer.model_max_length, hidden_size)` in the text encoder's dtype.
-    """
-    ids = tokenizer(
-        [prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
-    return text_encoder(ids.to(device))[0]
 
 
 def _pad_frames(frames: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -184,11 +172,17 @@ class SeTeVSRPipeline(DiffusionPipeline):
         super().register_to_config(**{name: _public_library(value) for name, value in kwargs.items()})
 
     @classmethod
-    def from_sd21(cls, *args, **kwargs) -> "SeTeVSRPipeline":
-        """Assemble an untrained pipeline from SD 2.1 and SAM2 (see :func:`sete_vsr.pipelines.assemble.from_sd21`)."""
-        from .assemble import from_sd21
+    def from_sd21(cls, *args, torch_dtype: torch.dtype | None = None, **kwargs) -> "SeTeVSRPipeline":
+        """Assemble an untrained pipeline from Stable Diffusion 2.1 and SAM2.
 
-        return from_sd21(*args, **kwargs)
+        Args:
+            *args, **kwargs: as :func:`sete_vsr.pipelines.components.sd21_components` (``base``, ``semantic``,
+                ``temporal``, ``window_length``, ``keep_text_encoder``, component options, ``from_pretrained``
+                arguments).
+            torch_dtype: dtype of the returned pipeline (conversion runs in the sources' dtype).
+        """
+        pipe = cls(**sd21_components(*args, **kwargs))
+        return pipe.to(torch_dtype) if torch_dtype is not None else pipe
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "SeTeVSRPipeline":
