@@ -53,7 +53,8 @@ from ..models.lr_inputs import SCALE, bicubic_upsample, encode_lr_latents, seman
 from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
 from ..models.unet import SeTeUNetModel
-from .color import COLOR_FIXES, color_correct
+from ..options import COLOR_FIXES
+from .color import color_correct
 from .components import sd21_components
 from .prompt import encode_prompt
 

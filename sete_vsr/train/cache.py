@@ -31,12 +31,12 @@ from pathlib import Path
 import torch
 
 from ..errors import SeteVSRError
+from ..options import DTYPES, default_device, torch_dtype
 from .config import TrainConfig
 from .data import build_train_dataset, cache_config, encoder_fingerprint
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def fill_cache(
@@ -69,23 +69,22 @@ def fill_cache(
         raise SeteVSRError("the latent cache is for stages 1 and 2")
     if passes < 1:
         raise SeteVSRError(f"passes must be at least 1, got {passes}")
-    if dtype not in DTYPES:
-        raise SeteVSRError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    store_dtype = torch_dtype(dtype)
     if (Path(config.data.cache_dir) / "index.json").exists() and not overwrite:
         raise SeteVSRError(f"a cache already exists in {config.data.cache_dir} (--overwrite replaces it)")
     dataset = build_train_dataset(config, use_cache=False)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device or default_device())
     pipeline = SeTeVSRPipeline.from_pretrained(config.pretrained_model)
     vae, semantic_encoder = pipeline.vae.eval(), pipeline.semantic_encoder.eval()
     grid = pipeline.unet.semantic_grid_size
     fingerprint = encoder_fingerprint(vae, semantic_encoder, grid)
-    vae.to(device, DTYPES[dtype])
-    semantic_encoder.to(device, DTYPES[dtype])
+    vae.to(device, store_dtype)
+    semantic_encoder.to(device, store_dtype)
     target = "hr_usm" if config.data.usm_gt else "hr"
     encoders = {
-        "hr_moments": lambda item: encode_target(vae, item[target]).to(DTYPES[dtype]),
-        "lr_latents": lambda item: encode_lr_latents(vae, item["lr"]).to(DTYPES[dtype]),
-        "semantic_embeds": lambda item: semantic_embeddings(semantic_encoder, item["lr"], grid).to(DTYPES[dtype]),
+        "hr_moments": lambda item: encode_target(vae, item[target]).to(store_dtype),
+        "lr_latents": lambda item: encode_lr_latents(vae, item["lr"]).to(store_dtype),
+        "semantic_embeds": lambda item: semantic_embeddings(semantic_encoder, item["lr"], grid).to(store_dtype),
     }
     metadata = {
         "config": cache_config(config),
