@@ -16,7 +16,7 @@ from sete_vsr import SeTeVSRPipeline
 from sete_vsr.cli import main
 from sete_vsr.errors import SeteVSRError
 from sete_vsr.models.presets import tiny_autoencoder_kl, tiny_sam2_vision_config, tiny_unet2d
-from sete_vsr.pipelines.assemble import SD21_SCHEDULER_CONFIG
+from sete_vsr.pipelines.components import SD21_SCHEDULER_CONFIG
 
 PROMPT_LENGTH = 8
 

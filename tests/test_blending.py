@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sete_vsr.pipelines.blending import BlendAccumulator, plan_regions, plan_spans, span_weights
+from sete_vsr.models.blending import BlendAccumulator, plan_regions, plan_spans, span_weights
 
 
 @pytest.mark.parametrize(

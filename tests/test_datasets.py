@@ -302,7 +302,7 @@ def _train_config(*overrides: str):
 
 
 def test_trainer_builds_reds_without_reds4(reds_root):
-    from sete_vsr.train.loop import build_train_dataset
+    from sete_vsr.train.data import build_train_dataset
 
     ds = build_train_dataset(_train_config("data.type=reds", f"data.root={reds_root}", "data.degradation=BI"))
     assert isinstance(ds, REDSDataset) and [c.name for c in ds.clips] == ["001", "030"]
@@ -313,7 +313,7 @@ def test_trainer_builds_reds_without_reds4(reds_root):
 
 
 def test_trainer_builds_videos(tmp_path):
-    from sete_vsr.train.loop import build_train_dataset
+    from sete_vsr.train.data import build_train_dataset
 
     (tmp_path / "videos").mkdir()
     for k in range(2):
@@ -328,7 +328,7 @@ def test_trainer_builds_videos(tmp_path):
 
 
 def test_trainer_builds_paired(paired_roots):
-    from sete_vsr.train.loop import build_train_dataset
+    from sete_vsr.train.data import build_train_dataset
 
     lr_root, hr_root = paired_roots
     config = _train_config("data.type=paired", f"data.root={hr_root}", f"data.lr_root={lr_root}", "data.crop_size=24")
@@ -343,7 +343,7 @@ def test_trainer_builds_paired(paired_roots):
 
 def test_usm_gt_reaches_the_dataset(reds_root):
     from sete_vsr.data.realbasicvsr import unsharp_mask
-    from sete_vsr.train.loop import build_train_dataset
+    from sete_vsr.train.data import build_train_dataset
 
     base = ["data.type=reds", f"data.root={reds_root}", "data.degradation=BI", "data.augment=false"]
     item = build_train_dataset(_train_config(*base))[0]  # default: on, as RealBasicVSR trains

@@ -32,7 +32,8 @@ def test_a_training_crop_is_conditioned_in_the_pipeline_bit_for_bit(pipe, tmp_pa
     """One 64-pixel HR crop (16-pixel LR): the U-Net gets the same LR latents and semantic embeddings in both paths."""
     from sete_vsr.data.datasets import FrameFolderDataset
     from sete_vsr.data.degradations import degrade
-    from sete_vsr.train.loop import collate_clips, diffusion_loss, to_uint8
+    from sete_vsr.train.data import collate_clips, to_uint8
+    from sete_vsr.train.loop import diffusion_loss
 
     rng = np.random.default_rng(0)
     clip = tmp_path / "clip"

@@ -65,7 +65,7 @@ def test_recorded_values(shared, metric_dir, name, clip):
 
 
 def test_missing_model_files_say_where_they_looked(tmp_path, monkeypatch):
-    from sete_vsr.eval import weights
+    from sete_vsr import weights
 
     monkeypatch.setenv("SETE_VSR_WEIGHTS", str(tmp_path))
     monkeypatch.delenv("SETE_VSR_SHARED", raising=False)

@@ -74,7 +74,7 @@ def test_raft_backend_follows_the_protocol(tmp_path, monkeypatch):
     import torch
     import torchvision.models.optical_flow as optical_flow
 
-    from sete_vsr.eval.weights import WeightsUnavailable
+    from sete_vsr.weights import WeightsUnavailable
 
     monkeypatch.setenv("SETE_VSR_WEIGHTS", str(tmp_path))
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ from diffusers import AutoencoderKL
 
 from sete_vsr.models.presets import tiny_autoencoder_kl
 from sete_vsr.models.temporal_vae import TemporalAutoencoderKL
-from sete_vsr.pipelines.blending import plan_spans, span_weights
+from sete_vsr.models.blending import plan_spans, span_weights
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,9 @@ from safetensors.torch import load_file
 from conftest import ROOT, shared_path
 from sete_vsr.train.__main__ import main as train_main
 from sete_vsr.train.config import load_config
-from sete_vsr.train.loop import CONFIG_NAME, build_train_dataset, collate_clips, diffusion_loss, find_resume_checkpoint
+from sete_vsr.train.checkpoints import CONFIG_NAME, find_resume_checkpoint
+from sete_vsr.train.data import build_train_dataset, collate_clips
+from sete_vsr.train.loop import diffusion_loss
 
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 LAUNCH = [
@@ -409,7 +411,7 @@ def test_resume_refuses_a_change_of_what_makes_the_batches(override, stage1):
 def test_resume_warns_about_changed_hyper_parameters(stage1, caplog):
     checkpoint = stage1 / "checkpoint-4"
     overrides = [f"resume_from_checkpoint={checkpoint}", "learning_rate=5e-5", "max_train_steps=8"]
-    with caplog.at_level(logging.WARNING, logger="sete_vsr.train.loop"):
+    with caplog.at_level(logging.WARNING, logger="sete_vsr.train.checkpoints"):
         assert find_resume_checkpoint(load_config(checkpoint / CONFIG_NAME, overrides)) == checkpoint
     assert "changed settings: learning_rate: 0.0001 -> 5e-05" in caplog.text
     assert "max_train_steps" not in caplog.text

@@ -13,16 +13,13 @@ import copy
 import numpy as np
 
 from ..methods import VSRMethod
+from ..options import as_bool
 from .self_supervised import AdaptationConfig, run_algorithm
 
 
 def _number(value, kind):
     """Command-line options arrive as strings."""
     return kind(value) if isinstance(value, str) else value
-
-
-def _flag(value) -> bool:
-    return value.lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)
 
 
 class TestTimeAdaptedMethod(VSRMethod):
@@ -69,7 +66,7 @@ class TestTimeAdaptedMethod(VSRMethod):
             seed=_number(seed, int),
             freeze=tuple(freeze),
         )
-        self.progress = _flag(progress)
+        self.progress = as_bool(progress)
         self.base = load_baseline(base, checkpoint, device=device, progress=self.progress, **options)
         self.name = f"{base}+adapt"
         self._initial_state = copy.deepcopy(self.base.model.state_dict())

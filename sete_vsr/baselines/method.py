@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 
 from ..errors import SeteVSRError
 from ..methods import VSRMethod
+from ..options import default_device
 
 
 def select_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> CUDA when available, else CPU."""
     if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(default_device())
     return torch.device(device)
 
 

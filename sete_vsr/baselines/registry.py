@@ -3,7 +3,7 @@
 A checkpoint is looked for, in order:
 
 1. the path given as ``checkpoint=`` (used as is, no hash check: it may be your own fine-tune);
-2. the weight folders of :func:`sete_vsr.eval.weights.weight_dirs` (``sete-vsr eval --weights-dir``,
+2. the weight folders of :func:`sete_vsr.weights.weight_dirs` (``sete-vsr eval --weights-dir``,
    ``$SETE_VSR_WEIGHTS``, ``$SETE_VSR_SHARED/weights``, ...), each directly or in a subfolder named after the
    architecture (``basicvsr/``, ``edvr/``, ...), under the official file name or the same name without its
    ``-<sha256 prefix>`` suffix (e.g. ``weights/basicvsr/BasicVSR_Vimeo90K_BIx4.pth``);
@@ -24,6 +24,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import SeteVSRError
+from ..weights import weight_dirs
 
 _GDRIVE = "https://drive.google.com/uc?export=download&confirm=t&id={}"
 _OPENMMLAB = "https://download.openmmlab.com/mmediting/restorers/{}"
@@ -174,8 +175,6 @@ def cache_dir() -> Path:
 
 
 def _search_dirs(spec: BaselineSpec) -> list[Path]:
-    from ..eval.weights import weight_dirs
-
     return [*(sub for d in weight_dirs() for sub in (d, d / spec.arch)), cache_dir()]
 
 

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.metrics import available_metrics
     from ..eval.report import write_reports
     from ..eval.runner import EvalSettings, evaluate
-    from ..eval.weights import set_weight_dirs
+    from ..weights import set_weight_dirs
     from ..methods import available_methods, is_method
 
     methods = _csv(args.methods)

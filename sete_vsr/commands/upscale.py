@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-COLOR_FIXES = ("none", "wavelet", "adain")
+from ..options import COLOR_FIXES, DTYPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode-chunk-size", type=int, help="frames per VAE pass (default: the window length)")
     parser.add_argument("--max-frames", type=int, help="process only the first N frames")
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion noise (default 0)")
-    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="model dtype (default fp32)")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="model dtype (default fp32)")
     parser.add_argument("--device", help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available)")
     parser.add_argument("--cpu-offload", action="store_true", help="keep models on the CPU until each one runs")
-    parser.add_argument("--color-fix", choices=COLOR_FIXES, default="none",
+    parser.add_argument("--color-fix", choices=("none", *COLOR_FIXES), default="none",
                         help="correct colours against the upsampled input (default none)")
     parser.add_argument("--chunk-frames", type=int, default=100,
                         help="with --method: frames per call of the method (default 100)")

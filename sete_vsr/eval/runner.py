@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SeteVSRError
+from ..options import default_device
 from .datasets import EvalDataset, cached_frames, load_pair, write_frames
 from .metrics import Metric, WeightsUnavailable, build_metric, canonical_metric_name
 
@@ -152,9 +153,7 @@ def resolve_device(device: str | None, state=None) -> str:
     if device in (None, "auto"):
         if state is not None:
             return str(state.device)
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return default_device()
     if device == "cuda" and state is not None:
         return str(state.device) if state.device.type == "cuda" else f"cuda:{state.local_process_index}"
     return str(device)

@@ -1,4 +1,4 @@
-"""SeTe U-Net, its attention blocks, the SAM2 semantic encoder and the temporal VAE."""
+"""SeTe U-Net, attention blocks, SAM2 semantic encoder, temporal VAE, and the blending of windows and tiles."""
 
 from .._lazy import lazy_exports
 

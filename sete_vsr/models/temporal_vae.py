@@ -26,7 +26,7 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 
-from ..pipelines.blending import BlendAccumulator, plan_regions
+from .blending import BlendAccumulator, plan_regions
 
 
 class TemporalMixingBlock(nn.Module):
@@ -236,7 +236,7 @@ class TemporalAutoencoderKL(AutoencoderKL):
         Frames are decoded in windows of ``chunk_size`` frames overlapping by ``chunk_overlap`` and, when
         ``tile_size`` is set, in spatial latent tiles overlapping by ``tile_overlap``; the temporal layers of a tile
         see all frames of its chunk. Overlaps are blended with the weights of
-        :func:`sete_vsr.pipelines.blending.plan_regions`. At identity temporal weights the result equals
+        :func:`sete_vsr.models.blending.plan_regions`. At identity temporal weights the result equals
         :meth:`decode` up to float rounding (frames are independent); with trained temporal layers frames near chunk
         boundaries differ slightly, which the temporal overlap smooths. Peak memory is one chunk of frames.
 

@@ -16,8 +16,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..options import COLOR_FIXES
+
 ColorFix = Literal["wavelet", "adain"]
-COLOR_FIXES: tuple[str, ...] = ("wavelet", "adain")
 
 
 def _check_pair(frames: torch.Tensor, reference: torch.Tensor) -> None:

@@ -15,8 +15,7 @@ import torch
 
 from ..errors import SeteVSRError
 from ..methods import VSRMethod
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from ..options import as_bool, default_device, torch_dtype
 
 
 def load_pipeline(
@@ -38,11 +37,10 @@ def load_pipeline(
     """
     from .pipeline import SeTeVSRPipeline
 
-    if dtype not in DTYPES:
-        raise SeteVSRError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model_dtype = torch_dtype(dtype)
+    device = torch.device(device or default_device())
     try:
-        pipe = SeTeVSRPipeline.from_pretrained(model, torch_dtype=DTYPES[dtype])
+        pipe = SeTeVSRPipeline.from_pretrained(model, torch_dtype=model_dtype)
     except SeteVSRError:
         raise
     except Exception as err:  # diffusers/transformers/hub raise many types for one cause: a bad or absent model
@@ -109,11 +107,11 @@ class SeTeVSRMethod(VSRMethod):
         model = model or checkpoint
         if model is None:
             raise SeteVSRError("sete-vsr needs a model: --method-option model=DIR_OR_HUB_ID")
-        self.pipe = load_pipeline(model, device, dtype, _as_bool(cpu_offload))
+        self.pipe = load_pipeline(model, device, dtype, as_bool(cpu_offload))
         self.training_stages = list((self.pipe.config.get("assembled_from") or {}).get("training_stages") or [])
         self.trained = bool(self.training_stages)
         self.name = "sete-vsr" if self.trained else "sete-vsr-untrained"
-        self.pipe.set_progress_bar_config(disable=not _as_bool(progress))
+        self.pipe.set_progress_bar_config(disable=not as_bool(progress))
         self.seed = int(seed)
         self.call_options = {
             "num_inference_steps": _as_int(steps),
@@ -136,13 +134,3 @@ class SeTeVSRMethod(VSRMethod):
 
 def _as_int(value: int | str | None) -> int | None:
     return None if value is None or value == "" else int(value)
-
-
-def _as_bool(value: bool | str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise SeteVSRError(f"expected a boolean option (true/false), got {value!r}")

@@ -9,7 +9,7 @@ One call runs, for a video of `T` LR frames of `H x W` (padded to `Hp x Wp`, see
 2. the initial noise `(T, 4, h, w)` is drawn once for the whole video;
 3. every denoising step predicts the noise window by window (``window_length`` frames overlapping by
    ``window_overlap``) and, for large frames, tile by tile (``tile_size`` latent pixels overlapping by
-   ``tile_overlap``); the predictions are blended with :mod:`sete_vsr.pipelines.blending` and the scheduler takes one
+   ``tile_overlap``); the predictions are blended with :mod:`sete_vsr.models.blending` and the scheduler takes one
    step for the whole video, so no seam can form between windows or tiles;
 4. the temporal VAE decodes in overlapping chunks of frames (and tiles), and decoded frames are streamed out as soon as
    they are final: optionally colour-corrected against the upsampled LR frames (read again from the source), then
@@ -23,7 +23,6 @@ all held when they go to a writer.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -45,15 +44,19 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from .. import __version__
 from ..data.video_io import VideoReader, open_writer
 from ..errors import SeteVSRError
+from ..models.blending import BlendAccumulator, plan_regions, plan_spans
 from ..models.lr_inputs import SCALE, bicubic_upsample, encode_lr_latents, semantic_embeddings
 from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
 from ..models.unet import SeTeUNetModel
-from .blending import BlendAccumulator, plan_regions, plan_spans
-from .color import COLOR_FIXES, color_correct
+from ..options import COLOR_FIXES
+from .color import color_correct
+from .components import sd21_components
+from .model_card import build_model_card, write_model_card
+from .model_folder import check_model_folder
+from .prompt import encode_prompt
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -89,20 +92,6 @@ class SeTeVSRPipelineOutput(BaseOutput):
     frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor | None
     fps: Fraction | None = None
     path: Path | None = None
-
-
-def encode_prompt(
-    text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, prompt: str, device: torch.device | str
-) -> torch.Tensor:
-    """Stable Diffusion 2.x text embedding of one prompt (the last hidden state, padded to the tokenizer's length).
-
-    Returns:
-        `(1, tokenizer.model_max_length, hidden_size)` in the text encoder's dtype.
-    """
-    ids = tokenizer(
-        [prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
-    return text_encoder(ids.to(device))[0]
 
 
 def _pad_frames(frames: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -184,11 +173,17 @@ class SeTeVSRPipeline(DiffusionPipeline):
         super().register_to_config(**{name: _public_library(value) for name, value in kwargs.items()})
 
     @classmethod
-    def from_sd21(cls, *args, **kwargs) -> "SeTeVSRPipeline":
-        """Assemble an untrained pipeline from SD 2.1 and SAM2 (see :func:`sete_vsr.pipelines.assemble.from_sd21`)."""
-        from .assemble import from_sd21
+    def from_sd21(cls, *args, torch_dtype: torch.dtype | None = None, **kwargs) -> "SeTeVSRPipeline":
+        """Assemble an untrained pipeline from Stable Diffusion 2.1 and SAM2.
 
-        return from_sd21(*args, **kwargs)
+        Args:
+            *args, **kwargs: as :func:`sete_vsr.pipelines.components.sd21_components` (``base``, ``semantic``,
+                ``temporal``, ``window_length``, ``keep_text_encoder``, component options, ``from_pretrained``
+                arguments).
+            torch_dtype: dtype of the returned pipeline (conversion runs in the sources' dtype).
+        """
+        pipe = cls(**sd21_components(*args, **kwargs))
+        return pipe.to(torch_dtype) if torch_dtype is not None else pipe
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "SeTeVSRPipeline":
@@ -200,7 +195,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
         """
         path = Path(pretrained_model_name_or_path).expanduser()
         if path.is_dir():
-            _check_model_folder(path, passed=set(kwargs))
+            check_model_folder(path, passed=set(kwargs))
         elif path.exists():
             raise SeteVSRError(f"{path} is a file, not a model folder")
         elif path.is_absolute() or str(pretrained_model_name_or_path).startswith((".", "~")):
@@ -219,91 +214,16 @@ class SeTeVSRPipeline(DiffusionPipeline):
         if not safe_serialization:
             raise SeteVSRError("SeTe-VSR pipelines are saved as safetensors only (safe_serialization=True)")
         super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
-        self._write_model_card(save_directory)
+        write_model_card(self, save_directory)
 
     def _upload_folder(self, working_dir, repo_id, **kwargs):
         # save_pretrained(push_to_hub=True) and push_to_hub() both write diffusers' empty card just before uploading.
-        self._write_model_card(working_dir)
+        write_model_card(self, working_dir)
         return super()._upload_folder(working_dir, repo_id, **kwargs)
-
-    def _write_model_card(self, folder: str | os.PathLike) -> None:
-        (Path(folder) / "README.md").write_text(self.model_card(), encoding="utf-8")
 
     def model_card(self) -> str:
         """The model card (``README.md``): what the model is, its components, how it was built, how to run it."""
-        built = dict(self.config.get("assembled_from") or {})
-        tags = ["video-super-resolution", "diffusers", "sete-vsr"]
-        header = ["---", "library_name: diffusers", "pipeline_tag: image-to-video", f"tags: [{', '.join(tags)}]"]
-        if built.get("base"):
-            header.append(f"base_model: {built['base']}")
-        header.append("---")
-        rows = []
-        for name in ("unet", "vae", "semantic_encoder", "text_encoder", "tokenizer", "scheduler"):
-            component = getattr(self, name, None)
-            if component is None:
-                continue
-            size = "-"
-            if hasattr(component, "parameters"):
-                size = f"{sum(p.numel() for p in component.parameters()) / 1e6:.1f} M"
-            rows.append(f"| `{name}` | `{type(component).__name__}` | {size} |")
-        if built.get("preset"):
-            origin = (
-                f"Built with the `{built['preset']}` preset with **random weights**: it produces noise, not "
-                "super-resolution. It exists to test the code and your setup."
-            )
-        elif built.get("base"):
-            origin = (
-                f"Assembled with `SeTeVSRPipeline.from_sd21` (sete-vsr {built.get('sete_vsr_version', '?')}) from "
-                f"Stable Diffusion 2.1 [`{built['base']}`](https://huggingface.co/{built['base']}) (U-Net, VAE; the "
-                f"text encoder computed the stored empty-prompt embedding) and SAM2 "
-                f"[`{built.get('semantic')}`](https://huggingface.co/{built.get('semantic')}) (image encoder). Every "
-                "new layer (LR conditioning, SeAM"
-                + (", temporal transformer and TSAM" if built.get("temporal") else "")
-                + ", temporal VAE layers) starts at zero, so until trained the model is Stable Diffusion 2.1 "
-                "ignoring its LR input."
-            )
-        elif built.get("description"):
-            origin = built["description"]
-        else:
-            origin = "Provenance not recorded."
-        training = built.get("training", "untrained (as assembled)")
-        lines = [
-            *header,
-            "",
-            "# SeTe-VSR",
-            "",
-            "A latent diffusion pipeline for x4 real-world video super-resolution after *SeTe-VSR: Semantic and "
-            "Temporal Guided Video Super-Resolution*: Stable Diffusion 2.1's U-Net conditioned on the LR latents, "
-            "with semantic cross-attention (SeAM) over SAM2 image embeddings and temporal-spatial modules (temporal "
-            "transformer, TSAM), a VAE with a temporal decoder, and long videos processed in blended temporal windows "
-            "and spatial tiles.",
-            "",
-            "| component | class | parameters |",
-            "|---|---|---|",
-            *rows,
-            "",
-            "## How it was built",
-            "",
-            origin,
-            "",
-            f"Training: {training}.",
-            "",
-            "## Usage",
-            "",
-            "```python",
-            "import sete_vsr",
-            "pipe = sete_vsr.SeTeVSRPipeline.from_pretrained(MODEL)",
-            'pipe("input.mp4", write_to="output.mp4")',
-            "```",
-            "",
-            "```bash",
-            "sete-vsr upscale input.mp4 -o output.mp4 --model MODEL",
-            "```",
-            "",
-            f"Created by sete-vsr {__version__}. Construction record: `{json.dumps(built, sort_keys=True)}`.",
-            "",
-        ]
-        return "\n".join(lines)
+        return build_model_card(self)
 
     # -------------------------------------------------------------------------------------------- properties
 
@@ -459,7 +379,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
             lr_latents: `(T, 4, h, w)` LR latents.
             semantic: `(T, n_tiles, 256, g, g)` pooled SAM2 embeddings of each tile's LR region.
             prompt_embeds: `(1, L, D)` or ``None`` for the stored empty prompt.
-            regions: the :class:`~sete_vsr.pipelines.blending.Region` windows x tiles, the tiles of a window in the
+            regions: the :class:`~sete_vsr.models.blending.Region` windows x tiles, the tiles of a window in the
                 order of ``semantic``'s tile axis.
 
         Returns:
@@ -726,34 +646,3 @@ def _public_library(value: Any) -> Any:
             if class_name in sete_vsr.__all__:
                 return ("sete_vsr", class_name)
     return value
-
-
-# Files that show a component folder holds something loadable.
-_COMPONENT_FILES = {
-    "scheduler": ("scheduler_config.json",),
-    "tokenizer": ("tokenizer_config.json", "vocab.json", "tokenizer.json"),
-}
-
-
-def _check_model_folder(path: Path, passed: set[str]) -> None:
-    """Raise a one-line :class:`SeteVSRError` when a local pipeline folder lacks ``model_index.json`` or a component."""
-    index_file = path / "model_index.json"
-    if not index_file.is_file():
-        raise SeteVSRError(f"{path} is not a SeTe-VSR model folder (no model_index.json)")
-    try:
-        index = json.loads(index_file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise SeteVSRError(f"cannot read {index_file}: {err}") from None
-    for name, value in index.items():
-        if name.startswith("_") or name in passed or not isinstance(value, list) or value[0] is None:
-            continue
-        folder = path / name
-        if not folder.is_dir():
-            raise SeteVSRError(f"model folder {path} is missing its {name!r} component (no {name}/ folder)")
-        files = {file.name for file in folder.iterdir()}
-        expected = _COMPONENT_FILES.get(name)
-        if expected is not None:
-            if not files & set(expected):
-                raise SeteVSRError(f"model folder {path}: {name}/ has none of {', '.join(expected)}")
-        elif "config.json" not in files or not any(file.endswith(".safetensors") for file in files):
-            raise SeteVSRError(f"model folder {path}: {name}/ needs config.json and .safetensors weights")

@@ -16,12 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from sete_vsr.methods import VSRMethod
+from sete_vsr.options import as_bool
 from sete_vsr.plugins.sam_prior import DEFAULT_SAM2_MODEL
-
-
-def _flag(value) -> bool:
-    """Command-line options arrive as strings ("false", "0", ...)."""
-    return value.lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)
 
 
 class SEEMMethod(VSRMethod):
@@ -96,7 +92,7 @@ class SEEMMethod(VSRMethod):
         )
         wrapper = SlidingWindowBaselineMethod if spec.arch == "edvr" else RecurrentBaselineMethod
         self.runner = wrapper(
-            SEEMWithMasks(model, masks), name=self.name, device=torch_device, progress=_flag(progress), **options
+            SEEMWithMasks(model, masks), name=self.name, device=torch_device, progress=as_bool(progress), **options
         )
 
     @classmethod
@@ -213,7 +209,7 @@ class SemanticLensMethod(VSRMethod):
             )
         self.name = name or (f"{base}+semantic-lens" if self.trained else f"{base}+semantic-lens-untrained")
         self.runner = RecurrentBaselineMethod(
-            SemanticLensWithSAM2(model, semantics), name=self.name, device=torch_device, progress=_flag(progress),
+            SemanticLensWithSAM2(model, semantics), name=self.name, device=torch_device, progress=as_bool(progress),
             **options,
         )  # fmt: skip
 

@@ -47,13 +47,8 @@ from tqdm.auto import tqdm
 from sete_vsr.errors import SeteVSRError
 from sete_vsr.plugins.sam_prior import DEFAULT_SAM2_MODEL
 from sete_vsr.train.config import config_to_dict, load_dataclass_config, run_config_entry, save_config
-from sete_vsr.train.loop import (
-    CONFIG_NAME,
-    checkpoint_step,
-    collate_clips,
-    find_resume_checkpoint,
-    save_checkpoint,
-)
+from sete_vsr.train.checkpoints import CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint
+from sete_vsr.train.data import collate_clips
 
 logger = get_logger(__name__, log_level="INFO")
 

@@ -15,15 +15,15 @@ seeded by ``(seed, epoch, index)``): ``hr_moments`` (the VAE posterior of the GT
 are not stored. Epoch ``e`` of training reads pass ``e % passes``: the first ``passes`` epochs are those of a run
 without the cache; later ones reuse the stored draws (less variety of crops and degradations).
 
-A cache records the config keys that shape its items (:data:`CACHE_KEYS`) and a fingerprint of the encoder weights;
-training refuses a cache that differs in either, naming the keys. Data paths are recorded but not compared (a
-dataset may be moved), and the training frames are not needed once the cache is filled.
+A cache records the config keys that shape its items (:data:`~sete_vsr.train.data.CACHE_KEYS`) and a fingerprint of
+the encoder weights; training (:func:`~sete_vsr.train.data.open_cache`) refuses a cache that differs in either, naming
+the keys. Data paths are recorded but not compared (a dataset may be moved), and the training frames are not needed
+once the cache is filled.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -31,51 +31,12 @@ from pathlib import Path
 import torch
 
 from ..errors import SeteVSRError
+from ..options import DTYPES, default_device, torch_dtype
 from .config import TrainConfig
+from .data import build_train_dataset, cache_config, encoder_fingerprint
 
 logger = logging.getLogger(__name__)
 
-# Config keys that decide which items the cache holds; training checks them against the run's config.
-CACHE_KEYS = (
-    "seed",
-    "data.type",
-    "data.num_frames",
-    "data.crop_size",
-    "data.degradation",
-    "data.exclude",
-    "data.augment",
-    "data.usm_gt",
-)
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-FILL_COMMAND = "python -m sete_vsr.train.cache CONFIG [key=value ...] data.cache_dir=DIR --passes N"
-
-
-def cache_config(config: TrainConfig) -> dict:
-    """The values of :data:`CACHE_KEYS` in ``config``."""
-    import dataclasses
-
-    from .loop import flatten_config
-
-    flat = flatten_config(dataclasses.asdict(config))
-    return {key: flat[key] for key in CACHE_KEYS}
-
-
-def encoder_fingerprint(vae, semantic_encoder, grid_size: int) -> str:
-    """SHA-256 of the weights (and the settings) that make the cached tensors: the VAE encoder, SAM2, the token grid."""
-    digest = hashlib.sha256()
-    settings = (
-        f"scaling_factor={vae.config.scaling_factor};image_size={semantic_encoder.config.image_size};"
-        f"grid={grid_size}"
-    )
-    digest.update(settings.encode())
-    modules = {"vae.encoder": vae.encoder, "vae.quant_conv": vae.quant_conv, "semantic_encoder": semantic_encoder}
-    for prefix, module in modules.items():
-        if module is None:
-            continue
-        for name, tensor in sorted(module.state_dict().items()):
-            digest.update(f"{prefix}.{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def fill_cache(
@@ -96,12 +57,11 @@ def fill_cache(
 
     Raises:
         SeteVSRError: no ``data.cache_dir``, a VAE-stage config, an existing cache (without ``overwrite``) or
-            any dataset error of :func:`~sete_vsr.train.loop.build_train_dataset`.
+            any dataset error of :func:`~sete_vsr.train.data.build_train_dataset`.
     """
     from ..data.latent_cache import precompute
     from ..pipelines.pipeline import SeTeVSRPipeline
     from ..models.lr_inputs import encode_lr_latents, encode_target, semantic_embeddings
-    from .loop import build_train_dataset
 
     if config.data.cache_dir is None:
         raise SeteVSRError("set data.cache_dir=DIR: the folder the cache is written to")
@@ -109,23 +69,22 @@ def fill_cache(
         raise SeteVSRError("the latent cache is for stages 1 and 2")
     if passes < 1:
         raise SeteVSRError(f"passes must be at least 1, got {passes}")
-    if dtype not in DTYPES:
-        raise SeteVSRError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    store_dtype = torch_dtype(dtype)
     if (Path(config.data.cache_dir) / "index.json").exists() and not overwrite:
         raise SeteVSRError(f"a cache already exists in {config.data.cache_dir} (--overwrite replaces it)")
     dataset = build_train_dataset(config, use_cache=False)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device or default_device())
     pipeline = SeTeVSRPipeline.from_pretrained(config.pretrained_model)
     vae, semantic_encoder = pipeline.vae.eval(), pipeline.semantic_encoder.eval()
     grid = pipeline.unet.semantic_grid_size
     fingerprint = encoder_fingerprint(vae, semantic_encoder, grid)
-    vae.to(device, DTYPES[dtype])
-    semantic_encoder.to(device, DTYPES[dtype])
+    vae.to(device, store_dtype)
+    semantic_encoder.to(device, store_dtype)
     target = "hr_usm" if config.data.usm_gt else "hr"
     encoders = {
-        "hr_moments": lambda item: encode_target(vae, item[target]).to(DTYPES[dtype]),
-        "lr_latents": lambda item: encode_lr_latents(vae, item["lr"]).to(DTYPES[dtype]),
-        "semantic_embeds": lambda item: semantic_embeddings(semantic_encoder, item["lr"], grid).to(DTYPES[dtype]),
+        "hr_moments": lambda item: encode_target(vae, item[target]).to(store_dtype),
+        "lr_latents": lambda item: encode_lr_latents(vae, item["lr"]).to(store_dtype),
+        "semantic_embeds": lambda item: semantic_embeddings(semantic_encoder, item["lr"], grid).to(store_dtype),
     }
     metadata = {
         "config": cache_config(config),
@@ -146,48 +105,6 @@ def fill_cache(
         metadata=metadata,
         num_workers=config.data.num_workers,
     )
-
-
-def open_cache(config: TrainConfig):
-    """The training dataset read from ``config.data.cache_dir``, after checking it was filled for this config.
-
-    Raises:
-        SeteVSRError: a VAE-stage config, no cache in the folder, or a cache made with other :data:`CACHE_KEYS`.
-    """
-    from ..data.latent_cache import INDEX, CachedEpochDataset
-
-    cache_dir = Path(config.data.cache_dir)
-    if config.stage == "vae":
-        raise SeteVSRError("data.cache_dir is for stages 1 and 2 (the VAE stage runs its encoder on HR pixels)")
-    if not (cache_dir / INDEX).is_file():
-        raise SeteVSRError(f"data.cache_dir={cache_dir} holds no latent cache; fill it first: {FILL_COMMAND}")
-    dataset = CachedEpochDataset(cache_dir)
-    saved, wanted = dataset.metadata.get("config", {}), cache_config(config)
-    different = [key for key in CACHE_KEYS if saved.get(key) != wanted[key]]
-    if different:
-        details = ", ".join(f"{key}: cache {saved.get(key)!r}, config {wanted[key]!r}" for key in different)
-        raise SeteVSRError(
-            f"the latent cache in {cache_dir} does not match the config ({details}); fill another one: {FILL_COMMAND}"
-        )
-    missing = {"hr_moments", "lr_latents", "semantic_embeds"} - set(dataset.index.get("encoders", []))
-    if missing:
-        raise SeteVSRError(f"the cache in {cache_dir} is not a training latent cache (no {', '.join(sorted(missing))})")
-    if dataset.metadata.get("data_root") != config.data.root:
-        logger.warning(
-            f"the latent cache in {cache_dir} was made from data.root={dataset.metadata.get('data_root')} "
-            f"(this config: {config.data.root}); the cache is what is trained on"
-        )
-    return dataset
-
-
-def check_cache_encoders(dataset, vae, semantic_encoder, grid_size: int) -> None:
-    """Refuse a cache made with other VAE or SAM2 weights (or token grid) than those of the starting pipeline."""
-    if dataset.metadata.get("encoders") != encoder_fingerprint(vae, semantic_encoder, grid_size):
-        raise SeteVSRError(
-            f"the latent cache in {dataset.cache_dir} was made with other VAE/SAM2 weights than those of "
-            f"pretrained_model (it was made from {dataset.metadata.get('pretrained_model')}); fill another one: "
-            f"{FILL_COMMAND}"
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

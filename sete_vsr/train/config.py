@@ -25,6 +25,18 @@ STAGES = ("1", "2", "vae")
 DATASET_TYPES = ("reds", "frames", "videos", "paired")
 DEGRADATIONS = ("realbasicvsr", "BI", "BD")
 
+# Keys that decide the items of each epoch: which clips are drawn, their crops, degradations and targets. A resumed run
+# and a latent cache (sete_vsr.train.data.CACHE_KEYS) must agree with the config on them.
+DATA_DRAW_KEYS = (
+    "seed",
+    "data.type",
+    "data.num_frames",
+    "data.crop_size",
+    "data.degradation",
+    "data.exclude",
+    "data.augment",
+    "data.usm_gt",
+)
 # Keys a run can only resume with if the checkpoint was written with the same values (dotted keys reach sections):
 # those that change what a checkpoint holds (model layout, trainable set, optimizer, EMA and grad-scaler state) and
 # those that change the stream of batches (seed, batch, accumulation, how clips are cut, degraded and targeted), so
@@ -40,16 +52,9 @@ RESUME_KEYS = (
     "use_ema",
     "use_8bit_adam",
     "mixed_precision",
-    "seed",
     "train_batch_size",
     "gradient_accumulation_steps",
-    "data.type",
-    "data.num_frames",
-    "data.crop_size",
-    "data.degradation",
-    "data.exclude",
-    "data.augment",
-    "data.usm_gt",
+    *DATA_DRAW_KEYS,
 )
 
 
@@ -260,16 +265,18 @@ def save_config(config, path: str | Path) -> None:
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     """The config as a flat ``{"data.root": ...}`` dict of scalars, as trackers take hyper-parameters."""
+    flat = flatten_config(dataclasses.asdict(config))
+    return {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in flat.items()}
+
+
+def flatten_config(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``{"data.num_frames": 1, ...}`` (values as they are, lists included)."""
     flat: dict[str, Any] = {}
-
-    def visit(prefix: str, value: Any) -> None:
+    for key, value in values.items():
         if isinstance(value, dict):
-            for key, item in value.items():
-                visit(f"{prefix}{key}.", item)
+            flat.update(flatten_config(value, f"{prefix}{key}."))
         else:
-            flat[prefix[:-1]] = value if isinstance(value, (int, float, str, bool)) else str(value)
-
-    visit("", dataclasses.asdict(config))
+            flat[f"{prefix}{key}"] = value
     return flat
 
 

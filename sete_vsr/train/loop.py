@@ -20,119 +20,29 @@ batch)``, so a resumed run continues exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import json
 import logging
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from ..errors import SeteVSRError
-from .config import RESUME_KEYS, TrainConfig, config_to_dict, save_config
+from .checkpoints import CHECKPOINT_PREFIX, CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint
+from .config import TrainConfig, config_to_dict, save_config
+from .data import build_train_dataset, check_cache_encoders, collate_clips, load_validation_clip, to_uint8
 
 logger = get_logger(__name__, log_level="INFO")
-# For messages before the Accelerator exists (accelerate's logger refuses to log before its state is initialised).
-early_logger = logging.getLogger(__name__)
-
-CONFIG_NAME = "training_config.yaml"
-CHECKPOINT_PREFIX = "checkpoint-"
 
 
-# ----------------------------------------------------------------------------------------------- data
-
-
-def _classic_degradation(frames: np.ndarray, rng: np.random.Generator, name: str) -> np.ndarray:
-    """A deterministic BI/BD degradation in the dataset's ``(frames, rng) -> lr`` form."""
-    from ..data.degradations import degrade
-
-    return degrade(frames, name)
-
-
-def _degradation(name: str):
-    """The dataset's ``degradation`` argument for a config name (``None``: RealBasicVSR's defaults)."""
-    return None if name == "realbasicvsr" else functools.partial(_classic_degradation, name=name)
-
-
-def build_train_dataset(config: TrainConfig, use_cache: bool = True):
-    """The training clips of ``config.data``, seeded by ``config.seed`` (draws depend on ``(seed, epoch, index)``).
-
-    With ``data.cache_dir`` (and ``use_cache``) the items come from the latent cache instead, checked against the
-    config (:func:`sete_vsr.train.cache.open_cache`). Stages 1 and 2 also get ``"hr_usm"`` when ``data.usm_gt``.
-
-    Raises:
-        SeteVSRError: no ``data.root``, a missing folder, no usable clip in it, or a cache that does not match.
-    """
-    from ..data.datasets import REDS4_CLIPS, FrameFolderDataset, PairedFolderDataset, REDSDataset, VideoFolderDataset
-
-    data = config.data
-    if use_cache and data.cache_dir is not None:
-        from .cache import open_cache
-
-        return open_cache(config)
-    if data.root is None:
-        raise SeteVSRError("data.root is required: the folder of training clips")
-    for key, root in (("data.root", data.root), ("data.lr_root", data.lr_root)):
-        if root is not None and not Path(root).exists():
-            raise SeteVSRError(f"dataset path {key}={root} does not exist")
-    exclude = data.exclude if data.exclude is not None else (REDS4_CLIPS if data.type == "reds" else ())
-    common = {"num_frames": data.num_frames, "crop_size": data.crop_size, "augment": data.augment, "seed": config.seed}
-    common["sharpened_hr"] = data.usm_gt and config.stage != "vae"
-    if data.type == "paired":
-        if data.lr_root is None:
-            raise SeteVSRError("data.type=paired needs data.lr_root (LR frames) next to data.root (HR frames)")
-        return PairedFolderDataset(data.lr_root, data.root, exclude=exclude, **common)
-    # The VAE stage only reads the HR clips: a cheap deterministic LR instead of the second-order degradation.
-    degradation = _degradation("BI" if config.stage == "vae" else data.degradation)
-    dataset_cls = {"videos": VideoFolderDataset, "reds": REDSDataset}.get(data.type, FrameFolderDataset)
-    return dataset_cls(data.root, degradation=degradation, exclude=exclude, **common)
-
-
-def load_validation_clip(config: TrainConfig) -> dict[str, Any] | None:
-    """The fixed validation item (``"hr"``/``"lr"`` `(F, 3, H, W)` in [-1, 1]); ``None`` without ``validation.root``."""
-    from ..data.datasets import FrameFolderDataset
-
-    validation = config.validation
-    if validation.root is None:
-        return None
-    if not Path(validation.root).exists():
-        raise SeteVSRError(f"validation.root={validation.root} does not exist")
-    dataset = FrameFolderDataset(
-        validation.root,
-        validation.num_frames,
-        crop_size=validation.crop_size,
-        degradation=_degradation(validation.degradation),
-        augment=False,
-        seed=validation.seed,
-    )
-    names = [clip.name for clip in dataset.clips]
-    if validation.clip is not None and validation.clip not in names:
-        raise SeteVSRError(f"validation.clip={validation.clip} not found in {validation.root} (clips: {names[:10]})")
-    return dataset[names.index(validation.clip) if validation.clip is not None else 0]
-
-
-def collate_clips(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack the tensors of dataset items (``"hr"``, ``"lr"``, ``"hr_usm"`` or cached ones) into `(B, F, ...)`."""
-    keys = [key for key, value in items[0].items() if torch.is_tensor(value)]
-    return {key: torch.stack([item[key] for item in items]) for key in keys}
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """`(F, 3, H, W)` in [-1, 1] -> `(F, H, W, 3)` uint8."""
-    return ((frames.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-# ----------------------------------------------------------------------------------- checks and resume
+# --------------------------------------------------------------------------------------------------------------- checks
 
 
 def read_pipeline_file(pretrained_model: str, filename: str) -> str | None:
@@ -180,88 +90,7 @@ def check_starting_pipeline(config: TrainConfig) -> None:
         )
 
 
-def checkpoint_step(path: Path) -> int:
-    """The global step in a ``checkpoint-<step>`` folder name."""
-    return int(path.name[len(CHECKPOINT_PREFIX) :])
-
-
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    """``checkpoint-<step>`` folders of ``output_dir``, oldest first."""
-    if not output_dir.is_dir():
-        return []
-    found = [p for p in output_dir.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)]
-    return sorted((p for p in found if p.name[len(CHECKPOINT_PREFIX) :].isdigit()), key=checkpoint_step)
-
-
-def find_resume_checkpoint(config: TrainConfig, resume_keys: tuple[str, ...] = RESUME_KEYS) -> Path | None:
-    """The checkpoint to resume from, after checking it was written by a run with the same structural config.
-
-    ``latest`` with no checkpoint yet starts a fresh run (so the same command can start and continue a job).
-    ``resume_keys`` are the config keys that must match (another trainer's config passes its own).
-
-    Raises:
-        SeteVSRError: the folder does not exist, is not a checkpoint of this trainer, or differs in a
-            ``resume_keys`` key (:data:`~sete_vsr.train.config.RESUME_KEYS` by default).
-    """
-    if config.resume_from_checkpoint is None:
-        return None
-    if config.resume_from_checkpoint == "latest":
-        checkpoints = list_checkpoints(Path(config.output_dir))
-        if not checkpoints:
-            early_logger.info(f"resume_from_checkpoint=latest: no checkpoint in {config.output_dir}, new run")
-            return None
-        path = checkpoints[-1]
-    else:
-        path = Path(config.resume_from_checkpoint)
-    saved_config = path / CONFIG_NAME
-    if not path.name.startswith(CHECKPOINT_PREFIX) or not path.name[len(CHECKPOINT_PREFIX) :].isdigit():
-        raise SeteVSRError(f"resume_from_checkpoint={path} is not a {CHECKPOINT_PREFIX}<step> folder")
-    if not saved_config.is_file():
-        raise SeteVSRError(f"resume_from_checkpoint={path} is not a checkpoint of this trainer (no {CONFIG_NAME})")
-    saved = flatten_config(yaml.safe_load(saved_config.read_text()))
-    current = flatten_config(dataclasses.asdict(config))
-    different = [key for key in resume_keys if saved.get(key) != current.get(key)]
-    if different:
-        details = ", ".join(f"{key}: checkpoint {saved.get(key)!r}, config {current.get(key)!r}" for key in different)
-        raise SeteVSRError(f"checkpoint {path} does not match the config ({details})")
-    ignored = {"resume_from_checkpoint", "max_train_steps"}
-    changed = [key for key in current if key not in ignored and key in saved and saved[key] != current[key]]
-    if changed:
-        details = ", ".join(f"{key}: {saved[key]!r} -> {current[key]!r}" for key in changed)
-        early_logger.warning(f"resuming from {path} with changed settings: {details}")
-    return path
-
-
-def flatten_config(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config dict as ``{"data.num_frames": 1, ...}`` (values as they are, lists included)."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten_config(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def save_checkpoint(accelerator: Accelerator, config: TrainConfig, global_step: int) -> None:
-    """``accelerator.save_state`` to ``checkpoint-<step>``, first deleting the oldest beyond the total limit."""
-    output_dir = Path(config.output_dir)
-    if accelerator.is_main_process and config.checkpoints_total_limit is not None:
-        checkpoints = list_checkpoints(output_dir)
-        # Keep limit - 1 old checkpoints so that there are at most `limit` once the new one is written.
-        excess = len(checkpoints) - config.checkpoints_total_limit + 1
-        for old in checkpoints[: max(excess, 0)]:
-            logger.info(f"removing checkpoint {old} (checkpoints_total_limit={config.checkpoints_total_limit})")
-            shutil.rmtree(old)
-    path = output_dir / f"{CHECKPOINT_PREFIX}{global_step}"
-    if accelerator.distributed_type == DistributedType.DEEPSPEED or accelerator.is_main_process:
-        accelerator.save_state(str(path))
-    if accelerator.is_main_process:
-        save_config(config, path / CONFIG_NAME)
-        logger.info(f"saved state to {path}")
-
-
-# --------------------------------------------------------------------------------------------- losses
+# --------------------------------------------------------------------------------------------------------------- losses
 
 
 def batch_generator(device: torch.device, *key: int) -> torch.Generator:
@@ -351,7 +180,7 @@ def vae_loss(
 def load_lpips(device: torch.device):
     """The LPIPS network of :mod:`sete_vsr.eval.metrics.deep`, or ``None`` (logged) when its weights are missing."""
     from ..eval.metrics.deep import ALEXNET_FILES, LPIPS_HEAD_FILES, build_lpips_net
-    from ..eval.weights import WeightsUnavailable, find_weight
+    from ..weights import WeightsUnavailable, find_weight
 
     try:
         backbone, head = find_weight(*ALEXNET_FILES), find_weight(*LPIPS_HEAD_FILES)
@@ -361,7 +190,7 @@ def load_lpips(device: torch.device):
     return build_lpips_net(backbone, head).to(device)
 
 
-# ----------------------------------------------------------------------------------------- validation
+# ----------------------------------------------------------------------------------------------------------- validation
 
 
 @torch.no_grad()
@@ -411,7 +240,7 @@ def log_validation(
     return metrics
 
 
-# ------------------------------------------------------------------------------------------------ end
+# ------------------------------------------------------------------------------------------------------------------ end
 
 
 def record_training(pipeline, config: TrainConfig, global_step: int, metrics: dict[str, float]) -> None:
@@ -458,7 +287,7 @@ def push_to_hub(config: TrainConfig) -> None:
     logger.info(f"pushed {config.output_dir} to https://huggingface.co/{repo_id}")
 
 
-# ----------------------------------------------------------------------------------------------- main
+# ----------------------------------------------------------------------------------------------------------------- main
 
 
 def main(config: TrainConfig) -> None:
@@ -507,8 +336,6 @@ def main(config: TrainConfig) -> None:
     pipeline = SeTeVSRPipeline.from_pretrained(config.pretrained_model)
     vae, unet, semantic_encoder = pipeline.vae, pipeline.unet, pipeline.semantic_encoder
     if config.data.cache_dir is not None:
-        from .cache import check_cache_encoders
-
         check_cache_encoders(train_dataset, vae, semantic_encoder, unet.semantic_grid_size)
     noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     for module in (vae, unet, semantic_encoder):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data.imresize import imresize
-from ..weights import find_weight
+from ...weights import find_weight
 from .base import Metric, MetricInfo, check_frames
 from .nss import PAIR_SHIFTS, aggd_fit, aggd_mean, ggd_fit, mscn
 

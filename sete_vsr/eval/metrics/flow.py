@@ -26,12 +26,11 @@ Others are added with :func:`register_flow_backend`.
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import numpy as np
 
-from ..weights import find_weight
+from ...weights import find_weight
 
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -116,9 +115,10 @@ def raft_backend(device: str = "cpu") -> FlowFn:
 
 def spynet_backend(device: str = "cpu") -> FlowFn:
     """SPyNet from a BasicVSR-family checkpoint found offline (raises WeightsUnavailable otherwise)."""
-    module = importlib.import_module("sete_vsr.baselines.spynet")
+    from ...baselines.spynet import flow_backend
+
     path = find_weight(*SPYNET_FILES)
-    flow = module.flow_backend(path, device=device)
+    flow = flow_backend(path, device=device)
     flow.description = f"SPyNet of {path.name} (sete_vsr.baselines.spynet)"
     return flow
 

@@ -1,4 +1,4 @@
-"""Where metric weights and model files are looked for, so evaluation runs fully offline.
+"""Where weights and model files are looked for (metrics, baseline checkpoints, the LPIPS loss), offline.
 
 Search order (first hit wins):
 
