@@ -95,9 +95,10 @@ SCHEDULER = {
 
 DESCRIPTION = (
     "A small SeTe-VSR trained from scratch on a 2-core CPU by `python benchmarks/proof_of_function.py` (sete-vsr's "
-    "proof of function): a small SD-layout U-Net (1.6 M parameters) and a small autoencoder (latent scale factor 2, 16 "
-    "channels) trained on frames of six short HD videos (BI degradation), and a random tiny SAM2 image encoder. It "
-    "shows that the training and inference code super-resolve; it is not a model to use on real videos."
+    "proof of function): a small SD-layout U-Net (1.8 M parameters with its temporal modules) and a small autoencoder "
+    "(latent scale factor 2, 16 channels) trained on frames of six short HD videos (BI degradation), and a random tiny "
+    "SAM2 image encoder. It shows that the training and inference code super-resolve; it is not a model to use on real "
+    "videos."
 )
 
 
