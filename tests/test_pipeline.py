@@ -275,7 +275,10 @@ def test_a_pipeline_without_seam_runs_and_ignores_the_semantics(tmp_path):
     no_seam = tiny_pipeline(seed=0, unet_options={"use_seam": False})
     no_seam.set_progress_bar_config(disable=True)
     assert no_seam.unet.semantic_tokenizer is None
+    sam2_calls = []
+    no_seam.semantic_encoder.register_forward_hook(lambda *args: sam2_calls.append(1))
     expected = call(no_seam, lr_frames(3, 8, 12), output_type="np").frames
+    assert not sam2_calls  # nothing attends to SAM2's tokens, so SAM2 does not run
     no_seam.save_pretrained(tmp_path / "model")
     loaded = SeTeVSRPipeline.from_pretrained(tmp_path / "model")
     loaded.set_progress_bar_config(disable=True)

@@ -72,13 +72,20 @@ def semantic_embeddings(semantic_encoder, lr: torch.Tensor, grid_size: int) -> t
     return F.adaptive_avg_pool2d(embeds.float(), grid_size)
 
 
-def encode_conditioning(vae, semantic_encoder, lr: torch.Tensor, grid_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_conditioning(
+    vae, semantic_encoder, lr: torch.Tensor, grid_size: int | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Both conditioning inputs of `(N, 3, h, w)` LR frames in [-1, 1].
 
+    Args:
+        grid_size: the U-Net's token grid side; ``None`` for a U-Net without SeAM (SAM2 is then not run).
+
     Returns:
-        ``(lr_latents, semantic)``: `(N, C, 4h/s, 4w/s)` and `(N, C_sam, g, g)`, float32 (see the module docstring).
+        ``(lr_latents, semantic)``: `(N, C, 4h/s, 4w/s)` and `(N, C_sam, g, g)` (or ``None``), float32 (see the module
+        docstring).
     """
-    return encode_lr_latents(vae, lr), semantic_embeddings(semantic_encoder, lr, grid_size)
+    semantic = None if grid_size is None else semantic_embeddings(semantic_encoder, lr, grid_size)
+    return encode_lr_latents(vae, lr), semantic
 
 
 def encode_target(vae, hr: torch.Tensor) -> torch.Tensor:

@@ -320,10 +320,11 @@ class SeTeVSRPipeline(DiffusionPipeline):
 
         Returns:
             ``(lr_latents, semantic)``: `(T, C, h, w)` LR latents (times the VAE's ``scaling_factor``) and
-            `(T, n_tiles, 256, g, g)` SAM2 embeddings pooled to the U-Net's token grid, both in the U-Net's dtype.
+            `(T, n_tiles, 256, g, g)` SAM2 embeddings pooled to the U-Net's token grid (``None`` for a U-Net without
+            SeAM), both in the U-Net's dtype.
         """
         dtype = self.unet.dtype
-        grid = self.unet.semantic_grid_size
+        grid = self.unet.semantic_grid_size if self.unet.config.use_seam else None  # no SeAM: no SAM2 pass
         # The LR pixels of each latent tile (exact for VAE scale factors of 4 and more, rounded outwards otherwise).
         to_lr = self.vae_scale_factor / SCALE
         lr_regions = [(slice(None), slice(None))]
@@ -336,17 +337,18 @@ class SeTeVSRPipeline(DiffusionPipeline):
         with self._progress("encode", reader.info.num_frames, "frame") as bar:
             for chunk in _batched(reader, window_length):
                 frames = _pad_frames(_to_tensor(chunk, device), self.pad_multiple) * 2 - 1  # (n, 3, Hp, Wp) in [-1, 1]
-                per_tile = [
-                    semantic_embeddings(self.semantic_encoder, frames[..., rows, cols], grid).to(device, dtype)
-                    for rows, cols in lr_regions
-                ]
-                semantic.append(torch.stack(per_tile, dim=1))
+                if grid is not None:
+                    per_tile = [
+                        semantic_embeddings(self.semantic_encoder, frames[..., rows, cols], grid).to(device, dtype)
+                        for rows, cols in lr_regions
+                    ]
+                    semantic.append(torch.stack(per_tile, dim=1))
                 for part in frames.split(vae_batch_size):
                     lr_latents.append(encode_lr_latents(self.vae, part).to(device, dtype))
                 bar.update(len(chunk))
         if not lr_latents:
             raise SeteVSRError(f"no frames in {reader.info.source or 'the input'}")
-        return torch.cat(lr_latents), torch.cat(semantic)
+        return torch.cat(lr_latents), torch.cat(semantic) if semantic else None
 
     def prepare_latents(
         self,
@@ -377,7 +379,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
             latent_model_input: `(T, C, h, w)` scaled noisy latents.
             t: current timestep.
             lr_latents: `(T, 4, h, w)` LR latents.
-            semantic: `(T, n_tiles, 256, g, g)` pooled SAM2 embeddings of each tile's LR region.
+            semantic: `(T, n_tiles, 256, g, g)` pooled SAM2 embeddings of each tile's LR region, or ``None``.
             prompt_embeds: `(1, L, D)` or ``None`` for the stored empty prompt.
             regions: the :class:`~sete_vsr.models.blending.Region` windows x tiles, the tiles of a window in the
                 order of ``semantic``'s tile axis.
@@ -400,7 +402,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
                 sample.to(self.unet.dtype),
                 t,
                 lr_latents=region.crop(lr_video)[0],
-                semantic_embeds=semantic[start:end, tile],
+                semantic_embeds=None if semantic is None else semantic[start:end, tile],
                 num_frames=end - start,
                 encoder_hidden_states=prompt_embeds,
             ).sample

@@ -45,6 +45,14 @@ def _degradation(name: str):
     return None if name == "realbasicvsr" else functools.partial(_classic_degradation, name=name)
 
 
+def training_degradation(config: TrainConfig) -> str:
+    """How a run's LR frames are made: ``data.degradation``; ``BI`` in the VAE stage, which only reads the HR clips (a
+    cheap deterministic LR instead of the second-order degradation); ``paired`` for given LR frames."""
+    if config.data.type == "paired":
+        return "paired"
+    return "BI" if config.stage == "vae" else config.data.degradation
+
+
 def build_train_dataset(config: TrainConfig, use_cache: bool = True):
     """The training clips of ``config.data``, seeded by ``config.seed`` (draws depend on ``(seed, epoch, index)``).
 
@@ -71,8 +79,7 @@ def build_train_dataset(config: TrainConfig, use_cache: bool = True):
         if data.lr_root is None:
             raise SeteVSRError("data.type=paired needs data.lr_root (LR frames) next to data.root (HR frames)")
         return PairedFolderDataset(data.lr_root, data.root, exclude=exclude, **common)
-    # The VAE stage only reads the HR clips: a cheap deterministic LR instead of the second-order degradation.
-    degradation = _degradation("BI" if config.stage == "vae" else data.degradation)
+    degradation = _degradation(training_degradation(config))
     dataset_cls = {"videos": VideoFolderDataset, "reds": REDSDataset}.get(data.type, FrameFolderDataset)
     return dataset_cls(data.root, degradation=degradation, exclude=exclude, **common)
 

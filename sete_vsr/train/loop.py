@@ -37,7 +37,14 @@ from tqdm.auto import tqdm
 from ..errors import SeteVSRError
 from .checkpoints import CHECKPOINT_PREFIX, CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint
 from .config import TrainConfig, config_to_dict, save_config
-from .data import build_train_dataset, check_cache_encoders, collate_clips, load_validation_clip, to_uint8
+from .data import (
+    build_train_dataset,
+    check_cache_encoders,
+    collate_clips,
+    load_validation_clip,
+    to_uint8,
+    training_degradation,
+)
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -98,9 +105,10 @@ def batch_generator(device: torch.device, *key: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(hash(key) % 2**63)
 
 
-def token_grid(unet: torch.nn.Module) -> int:
-    """Side of the semantic token grid of a (possibly distributed-wrapped) SeTe U-Net."""
-    return getattr(unet, "module", unet).semantic_grid_size
+def token_grid(unet: torch.nn.Module) -> int | None:
+    """Side of the semantic token grid of a (possibly distributed-wrapped) SeTe U-Net; ``None`` without SeAM."""
+    unet = getattr(unet, "module", unet)
+    return unet.semantic_grid_size if unet.config.use_seam else None
 
 
 def diffusion_loss(
@@ -253,7 +261,7 @@ def record_training(pipeline, config: TrainConfig, global_step: int, metrics: di
         "from": config.pretrained_model,
         "ema": config.use_ema,
         "data": {"type": data.type, "root": data.root, "exclude": data.exclude, "crop_size": data.crop_size},
-        "degradation": "BI" if config.stage == "vae" else data.degradation,
+        "degradation": training_degradation(config),
         "window_length": data.num_frames,
         "batch_size": config.train_batch_size,
         "learning_rate": config.learning_rate,
