@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data in ../shared (skipped with a message when absent)."""
+"""Shared fixtures: the real data in ../shared (skipped with a message when absent, failed when CI requires it)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ SHARED = Path(os.environ.get("SETE_VSR_SHARED", ROOT.parent / "shared"))
 
 
 def shared_path(*parts: str) -> Path:
-    """Path under the shared data folder; skips the calling test when it is absent."""
+    """Path under the shared data folder; skips the calling test when it is absent.
+
+    With ``SETE_VSR_REQUIRE_SHARED=1`` (set by ``.ci/run``, where the data is always there) a missing file fails the
+    test instead, so a renamed or lost file cannot hide a real-data test behind a skip.
+    """
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared data not found: {path} (set SETE_VSR_SHARED to its folder)")
+        message = f"shared data not found: {path} (set SETE_VSR_SHARED to its folder)"
+        if os.environ.get("SETE_VSR_REQUIRE_SHARED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 

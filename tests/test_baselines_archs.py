@@ -172,3 +172,56 @@ def test_untrained_alignment_starts_as_plain_convolution():
     model = EDVR(8, num_extract_block=1, num_reconstruct_block=1, deformable_groups=2)
     assert not model.pcd_align.dcn_pack["l1"].conv_offset.weight.any()
     assert not BasicVSRPlusPlus(8, 1, deformable_groups=2).deform_align["forward_1"].conv_offset[-1].weight.any()
+
+
+BIAS = torch.tensor([0.1, -0.05, 0.02])
+
+
+def _bilinear_x4(frames: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.interpolate(frames, scale_factor=4, mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: BasicVSR(8, 1),
+        lambda: BasicVSRPlusPlus(8, 1, deformable_groups=2),
+        lambda: RealBasicVSR(8, 1, 1).basicvsr,
+    ],
+    ids=["basicvsr", "basicvsrpp", "realbasicvsr"],
+)
+def test_recurrent_output_is_a_residual_over_bilinear_upsampling(build):
+    """With the last convolution's weights at zero and a bias ``b``, every output frame is bilinear x4 of its own LR
+    frame plus ``b``, computed by hand: the residual path and the frame order hold whatever the features are."""
+    torch.manual_seed(0)
+    model = build()
+    with torch.no_grad():
+        model.conv_last.weight.zero_()
+        model.conv_last.bias.copy_(BIAS)
+        x = torch.rand(1, 3, 3, 64, 68)  # SPyNet needs 64 pixels
+        expected = torch.stack([_bilinear_x4(x[:, i]) for i in range(3)], dim=1) + BIAS.view(1, 1, 3, 1, 1)
+        torch.testing.assert_close(model(x), expected, rtol=0, atol=1e-6)
+
+
+def test_edvr_output_is_a_residual_over_the_centre_frame():
+    torch.manual_seed(0)
+    model = EDVR(8, num_extract_block=1, num_reconstruct_block=1, deformable_groups=2)
+    with torch.no_grad():
+        model.conv_last.weight.zero_()
+        model.conv_last.bias.copy_(BIAS)
+        x = torch.rand(2, 5, 3, 12, 16)
+        torch.testing.assert_close(model(x), _bilinear_x4(x[:, 2]) + BIAS.view(1, 3, 1, 1), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("threshold, rounds", [(255.0, 1), (1.0, 3)])
+def test_realbasicvsr_cleaning_rounds(threshold, rounds):
+    """A cleaning module whose output is the constant ``b`` adds ``b`` per round; rounds stop once the mean residue is
+    below the threshold (|b| = 0.0567 < 255/255: one round) or after three (|b| > 1/255)."""
+    torch.manual_seed(0)
+    model = RealBasicVSR(8, 1, 1, dynamic_refine_thres=threshold)
+    with torch.no_grad():
+        model.image_cleaning[-1].weight.zero_()
+        model.image_cleaning[-1].bias.copy_(BIAS)
+        x = torch.rand(1, 2, 3, 64, 68)
+        torch.testing.assert_close(model.clean(x), x + rounds * BIAS.view(1, 1, 3, 1, 1), rtol=0, atol=1e-6)
+        torch.testing.assert_close(model(x), model.basicvsr(x + rounds * BIAS.view(1, 1, 3, 1, 1)), rtol=0, atol=1e-6)

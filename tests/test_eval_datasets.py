@@ -17,7 +17,7 @@ import pytest
 from sete_vsr.cli import main
 from sete_vsr.data.degradations import DESCRIPTIONS
 from sete_vsr.errors import SeteVSRError
-from sete_vsr.eval.datasets import clip_seed, load_pair, resolve_dataset
+from sete_vsr.eval.datasets import clip_seed, load_pair, resolve_dataset, write_frames
 from sete_vsr.eval.report import markdown_table
 from sete_vsr.eval.runner import EvalSettings, evaluate
 from sete_vsr.methods import VSRMethod
@@ -181,7 +181,7 @@ def test_realbasicvsr_eval_lr_made_once_seeded_and_cached(reds_train, tmp_path, 
     gt, lr = load_pair(ds, clip, cache)
     assert gt.shape == (3, 64, 96, 3) and lr.shape == (3, 16, 24, 3) and lr.dtype == np.uint8  # H/4 x W/4
     folder = cache / "reds4" / f"realbasicvsr_seed{clip.seed}" / "000"
-    assert sorted(p.name for p in folder.iterdir()) == ["00000000.png", "00000001.png", "00000002.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["00000000.png", "00000001.png", "00000002.png", "key.json"]
 
     # same seed -> same LR, made again from scratch in another cache
     _, again = load_pair(ds, clip, tmp_path / "other-cache")
@@ -210,3 +210,52 @@ def test_realbasicvsr_eval_lr_made_once_seeded_and_cached(reds_train, tmp_path, 
         assert fact in description
     assert results["dataset"]["seeds"] == {"000": clip.seed, "011": ds.clips[1].seed}
     assert f"- Degradation: {description}." in markdown_table(results)
+
+
+def test_made_lr_is_made_again_when_the_degradation_gt_or_reuse_change(tmp_path, monkeypatch):
+    """The LR cache is keyed on the degradation's code fingerprint and the GT, and obeys ``--no-reuse``."""
+    from sete_vsr.data import degradations
+
+    write_frames(tmp_path / "data" / "clip", np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
+    ds = resolve_dataset("folder", tmp_path / "data", "BI")
+    calls = []
+    original = degradations.DEGRADATIONS["bi"]
+
+    def counted(frames, seed):
+        calls.append(len(frames))
+        return original(frames, seed)
+
+    monkeypatch.setitem(degradations.DEGRADATIONS, "bi", counted)
+    _, lr = load_pair(ds, ds.clips[0], tmp_path / "cache")
+    _, again = load_pair(ds, ds.clips[0], tmp_path / "cache")
+    assert calls == [2] and np.array_equal(again, lr)  # made once, then reused
+    load_pair(ds, ds.clips[0], tmp_path / "cache", reuse=False)
+    assert calls == [2, 2]  # --no-reuse: made again
+
+    # Changed degradation code (here a brighter BI, with the fingerprint a code change gives): not reused.
+    monkeypatch.setitem(degradations.DEGRADATIONS, "bi", lambda frames, seed: np.clip(original(frames, seed) + 1, 0, 255))
+    _, stale = load_pair(ds, ds.clips[0], tmp_path / "cache")
+    assert np.array_equal(stale, lr)  # same fingerprint: the cache is trusted
+    monkeypatch.setattr(degradations, "fingerprint", lambda name: "changed")
+    _, changed = load_pair(ds, ds.clips[0], tmp_path / "cache")
+    assert np.array_equal(changed, np.clip(lr + 1, 0, 255))
+    # So does a changed GT.
+    monkeypatch.setitem(degradations.DEGRADATIONS, "bi", original)
+    write_frames(tmp_path / "data" / "clip", np.zeros((2, 32, 32, 3), np.uint8))
+    _, black = load_pair(ds, ds.clips[0], tmp_path / "cache")
+    assert not black.any()
+
+
+def test_degradation_fingerprint_follows_the_code(tmp_path, monkeypatch):
+    from sete_vsr.data import degradations
+
+    assert degradations.fingerprint("BI") == degradations.fingerprint("bi") != degradations.fingerprint("bd")
+    here = Path(degradations.__file__).parent
+    for name in degradations._SOURCE_FILES:  # a copy of the code gives the same fingerprint...
+        shutil.copy(here / name, tmp_path / name)
+    original = degradations.fingerprint("bi")
+    monkeypatch.setattr(degradations, "__file__", str(tmp_path / "degradations.py"))
+    assert degradations.fingerprint("bi") == original
+    with open(tmp_path / "imresize.py", "a") as source:  # ...an edited one another
+        source.write("\n# an edit\n")
+    assert degradations.fingerprint("bi") != original

@@ -137,3 +137,34 @@ def test_vid4_bicubic_reproduces_published_y_psnr_ssim(shared, tmp_path):
     results = evaluate(dataset, ["bicubic"], ["psnr_y", "ssim_y"], EvalSettings(out=tmp_path, progress=False))
     assert results["summary"]["psnr_y"]["bicubic"] == pytest.approx(23.78, abs=0.05)
     assert results["summary"]["ssim_y"]["bicubic"] == pytest.approx(0.6347, abs=0.005)
+
+
+def test_frames_a_method_reproduces_exactly_keep_the_means_finite(tmp_path):
+    """A clip that opens on black frames: bicubic reproduces them exactly (100 dB by convention, not inf)."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    frames[:2] = 0
+    write_frames(tmp_path / "data" / "clip", frames)
+    dataset = resolve_dataset("folder", tmp_path / "data", "BI")
+    results = evaluate(dataset, {"bicubic": "bicubic"}, ["psnr", "psnr_y"], EvalSettings(out=tmp_path / "out", progress=False))
+    values = results["per_frame"]["psnr"]["bicubic"]["clip"]
+    assert values[:2] == [100.0, 100.0] and all(v < 40 for v in values[2:])
+    assert results["summary"]["psnr"]["bicubic"] == pytest.approx(np.mean(values))
+    assert np.isfinite(results["summary"]["psnr_y"]["bicubic"])
+
+
+def test_method_outputs_are_made_again_when_their_lr_changes(folder_dataset, tmp_path, monkeypatch):
+    """Cached outputs made from other LR frames (a changed degradation) are not scored again."""
+    from sete_vsr.data import degradations
+
+    dataset = resolve_dataset("folder", folder_dataset, "BI")
+    settings = EvalSettings(out=tmp_path / "out", progress=False)
+    nearest = Counting()
+    first = evaluate(dataset, {"nearest": nearest}, ["psnr"], settings)
+    evaluate(dataset, {"nearest": nearest}, ["psnr"], settings)
+    assert nearest.calls == 2  # two clips, reused on the second run
+    original = degradations.DEGRADATIONS["bi"]
+    monkeypatch.setitem(degradations.DEGRADATIONS, "bi", lambda frames, seed: original(frames, seed) // 2)
+    monkeypatch.setattr(degradations, "fingerprint", lambda name: "changed")  # as a change of its code gives
+    darker = evaluate(dataset, {"nearest": nearest}, ["psnr"], settings)
+    assert nearest.calls == 4 and darker["summary"]["psnr"]["nearest"] < first["summary"]["psnr"]["nearest"] - 3

@@ -7,7 +7,7 @@ import pytest
 
 from sete_vsr.errors import SeteVSRError
 from sete_vsr.eval.metrics import available_metrics, build_metric
-from sete_vsr.eval.metrics.fullref import psnr, rgb_to_y, ssim
+from sete_vsr.eval.metrics.fullref import PSNR_CAP_DB, psnr, rgb_to_y, ssim
 
 
 def _const(value, shape=(2, 24, 32, 3)):
@@ -25,7 +25,16 @@ def test_psnr_known_values():
     np.testing.assert_allclose(psnr(a, b), 20 * np.log10(255 / 10))  # MSE = 100
     # gray inputs: Y differs by 10 * 219 / 255
     np.testing.assert_allclose(psnr(a, b, y_channel=True), 20 * np.log10(255 / (10 * 219 / 255)))
-    assert np.isinf(psnr(a, a)).all()
+    assert (psnr(a, a) == PSNR_CAP_DB).all()  # identical frames: the cap, not inf
+
+
+def test_psnr_is_capped_at_100_db():
+    a = np.zeros((3, 32, 32, 3), np.uint8)
+    b = a.copy()
+    b[1, 0, 0, 0] = 1  # MSE = 1 / 3072: 10 log10(255^2 * 3072) = 83.0 dB, under the cap
+    scores = psnr(a, b)
+    assert scores.tolist() == [100.0, pytest.approx(10 * np.log10(255**2 * 3072)), 100.0]
+    assert np.isfinite(scores.mean())
 
 
 def test_psnr_one_channel_and_crop_border():
@@ -35,7 +44,7 @@ def test_psnr_one_channel_and_crop_border():
     assert psnr(a, b)[0] == pytest.approx(10 * np.log10(255**2 / 300))
     c = a.copy()
     c[:, :2] = 255  # damage only the top 2 rows
-    assert np.isinf(psnr(a, c, crop_border=2)[0])
+    assert psnr(a, c, crop_border=2)[0] == PSNR_CAP_DB
     assert psnr(a, c)[0] == pytest.approx(10 * np.log10(255**2 / (255**2 * 2 / 20)))
 
 

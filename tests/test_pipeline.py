@@ -14,6 +14,7 @@ from diffusers import DDIMScheduler
 from sete_vsr import SeTeVSRPipeline
 from sete_vsr.data.video_io import VideoReader, write_video
 from sete_vsr.errors import SeteVSRError
+from sete_vsr.models.lr_inputs import bicubic_upsample
 from sete_vsr.pipelines import adain_color_fix, tiny_pipeline, wavelet_color_fix
 
 STEPS = 2
@@ -186,11 +187,23 @@ def test_colour_corrections():
 
 
 def test_colour_fix_in_the_pipeline(pipe):
-    video = lr_frames(2, 8, 8)
+    """Each fix gives the output the colours of the bicubic-upsampled LR frames: per-frame channel means (both) and
+    standard deviations (AdaIN) move onto the reference's, up to the clamping to [0, 1]."""
+    video = (lr_frames(2, 8, 8) // 4 + 180).astype(np.uint8)  # bright: far from the random model's mid grey
+    reference = bicubic_upsample(torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255, value_range=(0.0, 1.0))
     plain = call(pipe, video, output_type="pt").frames
-    for method in ("wavelet", "adain"):
-        fixed = call(pipe, video, output_type="pt", color_fix=method).frames
-        assert fixed.shape == plain.shape and not torch.equal(fixed, plain)
+
+    def mean_error(frames):
+        return (frames.mean(dim=(2, 3)) - reference.mean(dim=(2, 3))).abs().max().item()
+
+    def std_error(frames):
+        return (frames.std(dim=(2, 3)) - reference.std(dim=(2, 3))).abs().max().item()
+
+    assert mean_error(plain) > 0.2  # the tiny random model's colours are far off
+    wavelet = call(pipe, video, output_type="pt", color_fix="wavelet").frames
+    adain = call(pipe, video, output_type="pt", color_fix="adain").frames
+    assert mean_error(wavelet) < 0.02 and mean_error(adain) < 0.02, (mean_error(wavelet), mean_error(adain))
+    assert std_error(adain) < 0.03 < std_error(plain), (std_error(adain), std_error(plain))
 
 
 def test_write_to_streams_frames_to_a_video(pipe, tmp_path):

@@ -70,8 +70,7 @@ def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> 
 
 @pytest.fixture(scope="module")
 def frames() -> Path:
-    if not ACCELERATE.exists():
-        pytest.skip(f"accelerate launcher not found next to {sys.executable}")
+    assert ACCELERATE.exists(), f"accelerate launcher not found next to {sys.executable} (accelerate is a dependency)"
     return shared_path("data", "frames", "vid4_GT")
 
 
@@ -307,22 +306,29 @@ def test_final_pipeline_loads_and_upscales_a_real_clip(vae_stage, frames):
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_resume_gives_the_weights_of_a_straight_run(init_dir, frames):
+def test_resume_gives_the_weights_of_a_straight_run(init_dir, frames, caplog):
     """4 steps straight == 2 steps, then resume from checkpoint-2 (mid-epoch) for 2.
 
     All three runs go through the entry point accelerate launches, in this process: the same thread count for
-    all of them, so CPU reductions are bit-identical and any difference comes from the resume itself.
+    all of them, so CPU reductions are bit-identical and any difference comes from the resume itself. A fresh run
+    with the same seed would reach the same weights too, so the resumed run must also have loaded checkpoint-2 and
+    trained only the 2 steps after it.
     """
     config = str(ROOT / "configs" / "tiny_stage1.yaml")
 
     def run(output_dir: Path, *extra: str) -> dict[str, torch.Tensor]:
         overrides = [*common(frames, output_dir, init_dir, steps=2), "train_batch_size=1", "checkpointing_steps=2"]
-        assert train_main([config, *overrides, "report_to=none", *extra]) == 0
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sete_vsr.train.loop"):
+            assert train_main([config, *overrides, "report_to=none", *extra]) == 0
         return load_file(output_dir / UNET)
 
     straight = run(init_dir.parent / "straight", "max_train_steps=4")
     run(init_dir.parent / "resumed")
     resumed = run(init_dir.parent / "resumed", "max_train_steps=4", "resume_from_checkpoint=latest")
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.endswith(f"resuming from {init_dir.parent / 'resumed' / 'checkpoint-2'}") for m in messages), messages
+    assert any(m.endswith("trained to step 4: 2 batches on this process in this run") for m in messages), messages
     assert changed(load_file(init_dir / UNET), straight)
     assert not changed(straight, resumed), "resumed weights differ from the straight run"
 

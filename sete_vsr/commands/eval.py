@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "checkpoint=PATH); repeatable")
     parser.add_argument("--lr-cache", default=None, help="where made LR frames are cached (default OUT/lr)")
     parser.add_argument("--profile-row", type=float, default=0.5, help="temporal-profile row as a fraction of height")
-    parser.add_argument("--no-reuse", action="store_true", help="recompute method outputs even if cached")
+    parser.add_argument("--no-reuse", action="store_true", help="recompute method outputs and made LR frames even if cached")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

@@ -18,7 +18,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -118,3 +121,37 @@ def degrade(frames: np.ndarray, name: str, seed: int = 0) -> np.ndarray:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise SeteVSRError(f"degrade expects (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
     return DEGRADATIONS[key](frames, seed)
+
+
+def frames_digest(frames: np.ndarray) -> str:
+    """A short hex digest of ``frames``' shape, dtype and bytes: equal digests mean equal frames."""
+    frames = np.ascontiguousarray(frames)
+    digest = hashlib.sha256(f"{frames.shape}{frames.dtype}".encode())
+    digest.update(memoryview(frames).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+# The modules whose code makes degraded frames; with the versions of the libraries they call, they key caches.
+_SOURCE_FILES = ("degradations.py", "imresize.py", "kernels.py", "realbasicvsr.py")
+_LIBRARIES = ("numpy", "scipy", "opencv-python-headless", "av")
+
+
+def fingerprint(name: str) -> str:
+    """A digest of what makes degradation ``name``'s frames: its name, this package's degradation code, library versions.
+
+    Caches of degraded frames are keyed on it, so a change to ``imresize``, a kernel or a noise model is never scored
+    on frames the old code made. (It hashes the code rather than an output: the ``realbasicvsr`` degradation is not
+    bit-reproducible from call to call, see ``sete_vsr.data.realbasicvsr``.)
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    key = name.lower()
+    if key not in DEGRADATIONS:
+        raise SeteVSRError(f"unknown degradation {name!r}; available: {', '.join(sorted(DEGRADATIONS))}")
+    digest = hashlib.sha256(key.encode())
+    for file in _SOURCE_FILES:
+        digest.update((Path(__file__).parent / file).read_bytes())
+    for library in _LIBRARIES:
+        with contextlib.suppress(PackageNotFoundError):
+            digest.update(f"{library}=={version(library)}".encode())
+    return digest.hexdigest()[:16]

@@ -3,7 +3,8 @@
 A dataset is a list of :class:`EvalClip`: a name, GT frames (or none) and LR
 frames, either given on disk or made once from the GT by a named degradation
 (:func:`sete_vsr.data.degradations.degrade`) with a fixed per-clip seed, and
-cached as ``%08d.png`` under ``<lr_cache>/<dataset>/<degradation>_seed<seed>[_f<N>]/<clip>/``.
+cached as ``%08d.png`` under ``<lr_cache>/<dataset>/<degradation>_seed<seed>[_f<N>]/<clip>/``, with a
+``key.json`` that names what made them (a changed GT or degradation code makes them again).
 
 Layouts (``root`` is what ``--root`` points at; a clip is a folder of frames,
 or for ``folder`` also a video file):
@@ -32,6 +33,7 @@ used as is and recorded as such.
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ from ..errors import SeteVSRError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
+LR_KEY = "key.json"  # beside cached LR frames: what made them
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,13 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
         writer.write_frames(frames)
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def cached_frames(folder: Path, expected: int | None = None) -> np.ndarray | None:
     """Frames cached in ``folder`` if it holds exactly ``expected`` PNGs (any number if None), else None."""
     if not folder.is_dir():
@@ -236,9 +246,15 @@ def cached_frames(folder: Path, expected: int | None = None) -> np.ndarray | Non
     return read_frames(folder)
 
 
-def load_pair(dataset: EvalDataset, clip: EvalClip, lr_cache: Path) -> tuple[np.ndarray | None, np.ndarray]:
-    """GT (or None) and LR frames of ``clip``; a made LR is cached under ``lr_cache`` and reused."""
-    from ..data.degradations import degrade
+def load_pair(
+    dataset: EvalDataset, clip: EvalClip, lr_cache: Path, reuse: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """GT (or None) and LR frames of ``clip``; a made LR is cached under ``lr_cache`` and reused.
+
+    The cache is reused only when its key (``key.json``: degradation, seed, digest of the GT and the degradation's
+    :func:`~sete_vsr.data.degradations.fingerprint`) matches and ``reuse`` is true; otherwise the LR is made again.
+    """
+    from ..data.degradations import degrade, fingerprint, frames_digest
 
     gt = read_frames(clip.gt_source, dataset.max_frames) if clip.gt_source is not None else None
     if clip.lr_source is not None:
@@ -246,10 +262,18 @@ def load_pair(dataset: EvalDataset, clip: EvalClip, lr_cache: Path) -> tuple[np.
     else:
         tag = f"{dataset.degradation}_seed{clip.seed}" + (f"_f{len(gt)}" if dataset.max_frames else "")
         folder = lr_cache / dataset.name / tag / clip.name
-        lr = cached_frames(folder, len(gt))
+        key = {
+            "degradation": dataset.degradation,
+            "seed": clip.seed,
+            "gt": frames_digest(gt),
+            "code": fingerprint(dataset.degradation),
+        }
+        lr = cached_frames(folder, len(gt)) if reuse and _read_json(folder / LR_KEY) == key else None
         if lr is None:
+            (folder / LR_KEY).unlink(missing_ok=True)  # an interrupted rewrite leaves no valid key behind
             lr = degrade(gt, dataset.degradation, clip.seed)
             write_frames(folder, lr)
+            (folder / LR_KEY).write_text(json.dumps(key, indent=2) + "\n")
     if gt is not None and len(gt) != len(lr):
         raise SeteVSRError(f"{clip.name}: {len(gt)} GT frames but {len(lr)} LR frames")
     return gt, lr

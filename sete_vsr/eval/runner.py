@@ -14,7 +14,8 @@ Method options: ``method_options`` go to every method that takes them,
 change the output (all but ``device`` and ``progress``) are hashed into the cache
 folder's name and written beside the frames (``method.json``, with the method's
 label); a folder whose ``method.json`` is missing or records other options is
-recomputed, never reused. Tables, CSVs and plots name each method by its label,
+recomputed, never reused; so is a clip folder whose ``lr.sha256`` is not the digest of this
+run's LR frames (a changed degradation or LR source). Tables, CSVs and plots name each method by its label,
 the built method's ``name`` (``basicvsr-vimeo-bi+seem-untrained`` for
 ``basicvsr-vimeo-bi+seem`` without weights; ``sete-vsr:stage1`` or
 ``sete-vsr:stage1-untrained`` for the instance ``sete-vsr:stage1``, see
@@ -46,8 +47,11 @@ import numpy as np
 
 from ..errors import SeteVSRError
 from ..options import default_device
+from ..data.degradations import frames_digest
 from .datasets import EvalDataset, cached_frames, load_pair, write_frames
 from .metrics import Metric, WeightsUnavailable, build_metric, canonical_metric_name
+
+LR_DIGEST = "lr.sha256"  # beside a method's cached frames of a clip: the digest of the LR they were made from
 
 
 @dataclass
@@ -60,7 +64,7 @@ class EvalSettings:
             own device (see the module docstring; in a single process, ``"cuda"`` when available,
             else ``"cpu"``).
         crop_border: border crop for PSNR/SSIM/NIQE.
-        reuse: reuse cached method outputs.
+        reuse: reuse cached method outputs and made LR frames (``False``: make both again).
         method_options: keyword options passed to every method factory that takes them (``device``...).
         options_by_method: ``{method name: {option: value}}``, options for that method only, over
             ``method_options``.
@@ -232,6 +236,13 @@ class _Methods:
         return f"{name}@{hashlib.sha256(json.dumps(options).encode()).hexdigest()[:8]}"
 
 
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
 def _read_cache_record(folder: Path) -> dict | None:
     try:
         return json.loads((folder / "method.json").read_text())
@@ -285,7 +296,8 @@ def evaluate(
     for clip in clips:
         for bar in bars.values():
             bar.set_postfix_str(f"{clip.name}: loading")
-        gt, lr = load_pair(dataset, clip, lr_cache)
+        gt, lr = load_pair(dataset, clip, lr_cache, reuse=settings.reuse)
+        lr_digest = frames_digest(lr)
         row = int(settings.profile_row * (len(gt[0]) if gt is not None else 4 * len(lr[0])))
         profiles[clip.name] = {"GT": gt[:, row].copy()} if gt is not None else {}
         for name in method_map:
@@ -294,6 +306,7 @@ def evaluate(
             folder = method_folder / clip.name
             record = _read_cache_record(method_folder)
             usable = settings.reuse and record is not None and record.get("options") == loader.output_options(name)
+            usable = usable and _read_text(folder / LR_DIGEST) == lr_digest  # made from these very LR frames
             sr = cached_frames(folder, len(lr)) if usable else None
             if sr is None:
                 bar.set_postfix_str(f"{clip.name}: upscaling {len(lr)} frames")
@@ -308,6 +321,7 @@ def evaluate(
                 sr = method(lr)
                 timings[name].append((time.perf_counter() - start) / len(lr))
                 write_frames(folder, sr)
+                (folder / LR_DIGEST).write_text(lr_digest)
             elif name not in labels:
                 labels[name] = _unique_label(record.get("label", name), name, labels)
             label = labels[name]

@@ -3,8 +3,10 @@
 * Y is ITU-R BT.601 "studio swing" luma as MATLAB ``rgb2ycbcr`` computes it:
   ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` on 0-255 RGB, not rounded.
 * ``crop_border`` pixels are removed on every side before computing.
-* PSNR: ``10 log10(255^2 / MSE)`` per frame, MSE over all pixels (and channels).
-  Identical frames give ``inf``.
+* PSNR: ``10 log10(255^2 / MSE)`` per frame, MSE over all pixels (and channels), capped at
+  ``PSNR_CAP_DB`` = 100 dB (as BasicSR's ``calculate_psnr`` does not, but MMagic, VMAF's PSNR and most video toolkits
+  do): identical frames (a method that reproduces a black frame exactly) score 100 dB instead of ``inf``, so clip and
+  table means stay finite. Below the cap the value is BasicSR's.
 * SSIM: Wang et al. with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
   L = 255, statistics over the valid region only (5 pixels lost per side, as
   BasicSR's ``cv2.filter2D(...)[5:-5, 5:-5]``); RGB SSIM is the mean of the
@@ -19,6 +21,7 @@ from scipy import ndimage
 from .base import Metric, MetricInfo, check_frames
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+PSNR_CAP_DB = 100.0
 
 
 def rgb_to_y(frames: np.ndarray) -> np.ndarray:
@@ -42,7 +45,7 @@ def psnr(output: np.ndarray, gt: np.ndarray, y_channel: bool = False, crop_borde
         raise ValueError(f"output {a.shape} and gt {b.shape} differ")
     mse = ((a - b) ** 2).mean(axis=(1, 2, 3))
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(255.0**2 / mse)
+        return np.minimum(10.0 * np.log10(255.0**2 / mse), PSNR_CAP_DB)
 
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
