@@ -136,7 +136,8 @@ def test_vid4_bicubic_reproduces_published_y_psnr_ssim(shared, tmp_path):
     dataset = resolve_dataset("vid4", shared("data", "frames", "vid4_GT"), "BI")
     results = evaluate(dataset, ["bicubic"], ["psnr_y", "ssim_y"], EvalSettings(out=tmp_path, progress=False))
     assert results["summary"]["psnr_y"]["bicubic"] == pytest.approx(23.78, abs=0.05)
-    assert results["summary"]["ssim_y"]["bicubic"] == pytest.approx(0.6347, abs=0.005)
+    # the README reports 0.6346 (so within [0.63455, 0.63465)): at most 1.5e-4 from the published 0.6347
+    assert results["summary"]["ssim_y"]["bicubic"] == pytest.approx(0.6347, abs=0.0002)
 
 
 def test_frames_a_method_reproduces_exactly_keep_the_means_finite(tmp_path):

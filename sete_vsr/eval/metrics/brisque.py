@@ -1,24 +1,30 @@
-"""BRISQUE (Mittal et al. 2012), the original LIVE formulation, own NumPy implementation.
+"""BRISQUE (Mittal et al. 2012) with OpenCV's LIVE model, own NumPy/OpenCV implementation.
 
-Features follow the authors' MATLAB release (``brisque_feature.m``,
-``brisquescore.m``):
+The SVR shipped for OpenCV's quality module (``brisque/opencv_brisque_model_live.yml``
+with ``brisque/opencv_brisque_range_live.yml``, from opencv_contrib) was trained by
+opencv_contrib's ``samples/brisque_trainer_livedb.cpp`` on features from
+``QualityBRISQUE::computeFeatures``, so the features here follow that code (an SVR
+is only valid on the features it was trained on; MATLAB ``brisque_feature.m``
+features fed to this model are off by up to 10 points and go negative):
 
-* RGB uint8 -> MATLAB ``rgb2gray`` (``0.2989 R + 0.5870 G + 0.1140 B``, rounded
-  to uint8), as float on 0-255;
-* MSCN with a 7x7 Gaussian window (sigma 7/6) and zero padding (``filter2``);
-* per scale: GGD fit of the MSCN map (shape, variance) and, for the four
-  neighbour products, AGGD fits (shape, mean, left variance, right variance):
-  18 features; two scales, the second after MATLAB bicubic ``imresize`` 0.5;
-* features scaled to [-1, 1] with the LIVE ranges, then an epsilon-SVR with an
-  RBF kernel (gamma 0.05): ``score = sum_i alpha_i exp(-gamma |x - sv_i|^2) - rho``.
+* RGB uint8 -> ``cv2.cvtColor(RGB2GRAY)`` (uint8), float32 on [0, 1];
+* two scales; each is ``cv2.resize`` (``INTER_CUBIC``) of the gray image to
+  ``(W // 2^s, H // 2^s)`` (scale 0 is the image itself);
+* MSCN ``(I - mu) / (sigma + 1/255)`` with ``cv2.GaussianBlur`` 7x7, sigma 7/6,
+  replicated borders, in float32;
+* per scale: an AGGD fit of the MSCN map (shape, ``(left^2 + right^2) / 2``) and,
+  for the four neighbour products (H, V, D1, D2; the neighbour outside the image
+  is 0, not wrapped), AGGD fits (shape, mean, left variance, right variance):
+  18 features, shape on the grid ``0.2:0.001:10``;
+* features scaled to [-1, 1] with the LIVE ranges, then the epsilon-SVR with an
+  RBF kernel (gamma 0.05): ``sum_i alpha_i exp(-gamma |x - sv_i|^2) - rho``,
+  clamped to [0, 100] as OpenCV does.
 
-Model: the LIVE SVR as shipped for OpenCV's quality module
-(``brisque/opencv_brisque_model_live.yml`` with
-``brisque/opencv_brisque_range_live.yml``, from opencv_contrib), read with
-``cv2.FileStorage`` and evaluated here in NumPy. Lower is better (about 0 for
-pristine images, up to about 100). Numbers are comparable only with this
-implementation: pyiqa, OpenCV, MATLAB's ``brisque()`` and the ``brisque``
-package all differ (PROTOCOLS.md 3.2).
+Equal to ``cv2.quality.QualityBRISQUE_compute`` (opencv-contrib) within its
+float32 SVR evaluation (``tests/test_oracles.py``), without needing the contrib
+build. Lower is better. Numbers are comparable only with this implementation:
+pyiqa, MATLAB's ``brisque()``, the LIVE MATLAB release and the ``brisque`` package
+all differ (PROTOCOLS.md 3.2).
 """
 
 from __future__ import annotations
@@ -28,37 +34,47 @@ from pathlib import Path
 
 import numpy as np
 
-from ...data.imresize import imresize
 from ...weights import find_weight
 from .base import Metric, MetricInfo, check_frames
-from .nss import PAIR_SHIFTS, aggd_fit, aggd_mean, ggd_fit, mscn
+from .nss import aggd_fit, aggd_mean
 
 MODEL_FILES = ("brisque/opencv_brisque_model_live.yml", "opencv_brisque_model_live.yml", "brisque_model_live.yml")
 RANGE_FILES = ("brisque/opencv_brisque_range_live.yml", "opencv_brisque_range_live.yml", "brisque_range_live.yml")
-_GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MATLAB rgb2gray
+# OpenCV's neighbour offsets (rows, cols): the product at (i, j) is S(i, j) * S(i + di, j + dj)
+_NEIGHBOURS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 
 
-def _window() -> np.ndarray:
-    x = np.arange(7) - 3
-    g = np.exp(-(x[:, None] ** 2 + x[None] ** 2) / (2 * (7 / 6) ** 2))
-    return g / g.sum()
+def _mscn(img: np.ndarray) -> np.ndarray:
+    """float32 MSCN of a float32 ``(H, W)`` image on [0, 1], as OpenCV's ``ComputeBrisqueFeature``."""
+    import cv2
+
+    mu = cv2.GaussianBlur(img, (7, 7), 7.0 / 6.0, sigmaY=0.0, borderType=cv2.BORDER_REPLICATE)
+    var = cv2.GaussianBlur(img * img, (7, 7), 7.0 / 6.0, sigmaY=0.0, borderType=cv2.BORDER_REPLICATE) - mu * mu
+    with np.errstate(invalid="ignore"):
+        return (img - mu) / (np.sqrt(var) + np.float32(1.0 / 255.0))
+
+
+def _nan_to_zero(x: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(x.reshape(1, -1).astype(np.float64), nan=0.0)
 
 
 def brisque_features(gray: np.ndarray) -> np.ndarray:
-    """``(36,)`` BRISQUE features of one ``(H, W)`` gray image on 0-255 (float)."""
-    window = _window()
+    """``(36,)`` BRISQUE features of one ``(H, W)`` uint8 gray image (OpenCV's ``computeFeatures``)."""
+    import cv2
+
+    base = np.asarray(gray, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
+    h, w = base.shape
     feats = []
-    img = gray.astype(np.float64)
     for scale in (1, 2):
-        norm = mscn(img, window, "constant")
-        alpha, var = ggd_fit(norm.reshape(1, -1))
-        feats += [alpha[0], var[0]]
-        for shift in PAIR_SHIFTS:
-            prod = (norm * np.roll(norm, shift, axis=(0, 1))).reshape(1, -1)
-            a, left, right = aggd_fit(prod)
+        img = base if scale == 1 else cv2.resize(base, (w // 2, h // 2), interpolation=cv2.INTER_CUBIC)
+        norm = _mscn(img)
+        alpha, left, right = aggd_fit(_nan_to_zero(norm))
+        feats += [alpha[0], (left[0] ** 2 + right[0] ** 2) / 2]
+        padded = np.pad(norm, 1)  # the neighbour outside the image is 0
+        for di, dj in _NEIGHBOURS:
+            prod = norm * padded[1 + di : 1 + di + norm.shape[0], 1 + dj : 1 + dj + norm.shape[1]]
+            a, left, right = aggd_fit(_nan_to_zero(prod))
             feats += [a[0], aggd_mean(a, left, right)[0], left[0] ** 2, right[0] ** 2]
-        if scale == 1:
-            img = imresize(img, 0.5)
     return np.array(feats)
 
 
@@ -87,7 +103,7 @@ def svr_score(features: np.ndarray, model: dict) -> np.ndarray:
     lo, hi = model["range"]
     x = -1.0 + 2.0 * (features - lo) / (hi - lo)
     d2 = ((x[:, None, :] - model["sv"][None]) ** 2).sum(axis=2)
-    return np.exp(-model["gamma"] * d2) @ model["coef"] - model["rho"]
+    return np.clip(np.exp(-model["gamma"] * d2) @ model["coef"] - model["rho"], 0.0, 100.0)  # OpenCV clamps
 
 
 class BRISQUE(Metric):
@@ -103,13 +119,15 @@ class BRISQUE(Metric):
             higher_is_better=False,
             kind="no-reference",
             scope="frame",
-            convention="MATLAB rgb2gray (uint8), 0-255, full frame, 2 scales",
-            implementation="sete_vsr own BRISQUE features (LIVE brisque_feature.m) + LIVE SVR from "
-            f"{self.model_path.name}",
+            convention="OpenCV RGB2GRAY (uint8), [0,1], full frame, 2 scales (INTER_CUBIC), clamped to [0,100]",
+            implementation="sete_vsr own BRISQUE = OpenCV quality-module features (QualityBRISQUE::computeFeatures) "
+            f"+ LIVE SVR from {self.model_path.name}",
             needs_gt=False,
         )
 
     def compute(self, output, gt=None):
+        import cv2
+
         frames = check_frames(output)
-        gray = np.floor(frames.astype(np.float64) @ _GRAY + 0.5)
-        return svr_score(np.stack([brisque_features(g) for g in gray]), self.model)
+        feats = [brisque_features(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY)) for f in frames]
+        return svr_score(np.stack(feats), self.model)
