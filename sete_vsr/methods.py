@@ -187,6 +187,15 @@ def method_options(name: str) -> frozenset[str] | None:
     return accepted - set(presets)
 
 
+def taken_options(name: str, options: dict) -> dict:
+    """The entries of ``options`` that method ``name`` takes (all of them when it takes any option).
+
+    For runtime options a caller offers every method (``device``, ``progress``), which a method may not need.
+    """
+    accepted = method_options(name)
+    return {key: value for key, value in options.items() if accepted is None or key in accepted}
+
+
 def check_options(name: str, options, accepted: frozenset[str] | None = None) -> None:
     """Raise a one-line :class:`SeteVSRError` unless method ``name`` accepts every key of ``options``.
 

@@ -21,10 +21,10 @@ from sete_vsr.adaptation import (
     load_adapted_model,
     save_adapted_weights,
 )
-from sete_vsr.adaptation.self_supervised import as_method
+from sete_vsr.adaptation.self_supervised import as_method, line5_downscaling
 from sete_vsr.baselines.basicvsr import BasicVSR
 from sete_vsr.cli import main
-from sete_vsr.data.degradations import bi_degrade
+from sete_vsr.data.degradations import BD, BI, Downscaling, bd_degrade, bi_degrade
 from sete_vsr.errors import SeteVSRError
 from sete_vsr.methods import load_method
 
@@ -84,6 +84,46 @@ def test_pseudo_pairs_follow_lines_2_to_5():
     flat = np.full((4, 64, 64, 3), 77, np.uint8)  # any crop, any factor: the same colour
     y_lr, y = PseudoPairSampler(flat, config, window=3, centre_only=False).sample(rng)
     assert (y == 77).all() and (y_lr == 77).all()
+
+
+def test_pseudo_inputs_are_made_with_the_configured_degradation():
+    restored = smooth_clip(3, 96, 96)
+    for degradation, expected in [(BD, bd_degrade), (Downscaling.parse("gaussian:2"), lambda y: bd_degrade(y, sigma=2))]:
+        config = AdaptationConfig(patch_size=32, num_frames=2, degradation=degradation)
+        y_lr, y = PseudoPairSampler(restored, config, window=2, centre_only=False).sample(np.random.default_rng(0))
+        np.testing.assert_array_equal(y_lr, expected(y))
+        assert not np.array_equal(y_lr, bi_degrade(y))
+
+
+@pytest.fixture
+def tiny_registry(tmp_path, monkeypatch):
+    """``basicvsr-vimeo-bd`` and ``realbasicvsr`` as tiny random BasicVSR networks (checkpoint path)."""
+    from sete_vsr.baselines.registry import BASELINES
+
+    for name in ("basicvsr-vimeo-bd", "realbasicvsr"):
+        monkeypatch.setitem(BASELINES, name, replace(BASELINES[name], arch="basicvsr", arch_kwargs=TINY_BASICVSR))
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save({"params": tiny_basicvsr().state_dict()}, checkpoint)
+    return str(checkpoint)
+
+
+def test_adaptation_degrades_as_the_base_was_trained(tiny_registry):
+    common = {"checkpoint": tiny_registry, "device": "cpu", "progress": "false"}
+    assert load_method("basicvsr-vimeo-bd+adapt", **common).config.degradation == BD
+    assert line5_downscaling("basicvsr-vimeo-bi") == line5_downscaling(None) == BI
+    named = load_method("basicvsr-vimeo-bd+adapt", kernel="gaussian:2", **common)
+    assert named.config.degradation == Downscaling("gaussian", sigma=2.0)
+    with pytest.raises(SeteVSRError, match=r"realbasicvsr was trained on real-world degradations.*kernel=bicubic"):
+        load_method("realbasicvsr+adapt", **common)  # refused before any checkpoint is read
+    assert load_method("realbasicvsr+adapt", kernel="bicubic", **common).config.degradation == BI
+
+    # Algorithm 1 on a registered baseline finds its degradation by name; a bare network gets BI
+    lr = smooth_clip(2, 80, 80)
+    settings = {"iterations": 1, "batch_size": 1, "num_frames": 2, "progress": False}
+    assert adapt(load_method("basicvsr-vimeo-bd", **common), lr, **settings).config.degradation == BD
+    assert adapt(tiny_basicvsr(), lr, **settings).config.degradation == BI
+    with pytest.raises(SeteVSRError, match="real-world"):
+        adapt(load_method("realbasicvsr", **common), lr, **settings)
 
 
 def test_sub_clips_and_windows():
@@ -243,6 +283,11 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
 
     assert main(["adapt", str(tmp_path / "small"), "--method", "bicubic", "-o", str(out)]) == 2
     assert "trainable network" in capsys.readouterr().err
+    assert main(["adapt", str(tmp_path / "small"), "--method", "realbasicvsr", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "real-world degradations" in err and "kernel=" in err and len(err.strip().splitlines()) == 1
+    assert main(["adapt", str(tmp_path / "small"), "--weights", str(weights), "--kernel", "box", "-o", str(out)]) == 2
+    assert "unknown kernel 'box'" in capsys.readouterr().err
 
 
 def test_cli_defaults_are_the_config_defaults():

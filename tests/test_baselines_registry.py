@@ -47,6 +47,20 @@ def test_specs_know_their_files():
         get_spec("basicvsr-imaginary")
 
 
+def test_every_baseline_knows_the_degradation_it_was_trained_for():
+    from sete_vsr.data.degradations import BD, BI
+
+    for spec in BASELINES.values():
+        # the description names the training data: "(BI x4)", "(BD x4)" or "real-world degradations"
+        expected = BD if "(BD x4)" in spec.description else None if "real-world" in spec.description else BI
+        assert spec.degradation == expected, spec.name
+        assert ("(BI x4)" in spec.description) == (spec.degradation == BI), spec.name
+    assert get_spec("basicvsr-vimeo-bd-mmagic").degradation == BD and get_spec("basicvsr-vimeo-bd").sha256_prefix
+    assert [get_spec(n).degradation_name for n in ("basicvsr-vimeo-bi", "basicvsr-vimeo-bd", "realbasicvsr")] == [
+        "BI", "BD", "real-world",
+    ]  # fmt: skip
+
+
 def test_offline_without_checkpoint_says_where_it_looked(weights_env):
     with pytest.raises(SeteVSRError) as err:
         load_method("edvr-m-reds")

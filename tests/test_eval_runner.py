@@ -70,10 +70,46 @@ def test_runner_reports_and_cache(folder_dataset, tmp_path, monkeypatch):
     assert {p.name for p in plots} >= {"bars.png", "per_frame_psnr.png", "profile_a.png"}
 
     again = Counting()
-    evaluate(dataset, {"nearest": again}, ["psnr"], settings)
+    cached = evaluate(dataset, {"nearest": again}, ["psnr"], settings)
     assert again.calls == 0  # cached PNG outputs reused
+    # with the time measured when they were made
+    assert cached["seconds_per_frame"] == {"nearest": results["seconds_per_frame"]["nearest"]} != {"nearest": None}
     evaluate(dataset, {"nearest": again}, ["psnr"], EvalSettings(out=tmp_path / "out", reuse=False, progress=False))
     assert again.calls == 2
+
+
+class FailsOnCall(Counting):
+    """Nearest x4 that raises on its ``fail_on``-th call: a run interrupted there."""
+
+    def __init__(self, fail_on: int):
+        super().__init__()
+        self.fail_on = fail_on
+
+    def upscale(self, frames):
+        if self.calls + 1 == self.fail_on:
+            raise KeyboardInterrupt
+        return super().upscale(frames)
+
+
+def test_interrupted_runs_leave_only_complete_outputs_marked(folder_dataset, tmp_path):
+    dataset = resolve_dataset("folder", folder_dataset, "BI")
+    settings = EvalSettings(out=tmp_path / "out", progress=False)
+    outputs = tmp_path / "out" / "outputs" / "folder-BI" / "nearest"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(dataset, {"nearest": FailsOnCall(1)}, ["psnr"], settings)
+    assert not (outputs / "method.json").exists()  # nothing ran to the end: no record
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(dataset, {"nearest": FailsOnCall(2)}, ["psnr"], settings)  # clip a done, b interrupted
+    assert sorted(p.name for p in outputs.iterdir()) == ["a", "a.complete.json", "method.json"]
+    record = json.loads((outputs / "a.complete.json").read_text())
+    assert record["frames"] == 5 and record["seconds_per_frame"] > 0
+
+    rerun = Counting()
+    results = evaluate(dataset, {"nearest": rerun}, ["psnr"], settings)
+    assert rerun.calls == 1 and len(results["per_frame"]["psnr"]["nearest"]) == 2  # only b was made
+    (outputs / "b.complete.json").unlink()  # frames without their record (an older or interrupted writer)
+    evaluate(dataset, {"nearest": rerun}, ["psnr"], settings)
+    assert rerun.calls == 2
 
 
 def test_lr_only_dataset_skips_reference_metrics(folder_dataset, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sete_vsr.data.degradations import bd_degrade, bi_degrade, degrade, gaussian_kernel_1d
+from sete_vsr.data.degradations import BD, BI, Downscaling, bd_degrade, bi_degrade, degrade, gaussian_kernel_1d
 from sete_vsr.data.imresize import cubic, imresize, resize_matrix
 from sete_vsr.errors import SeteVSRError
 
@@ -79,6 +79,21 @@ def test_bi_and_bd_shapes_and_degrade_entry():
         degrade(gt.astype(np.float32), "BI")
 
 
+def test_downscaling_values_degrade_as_named_and_parse_user_kernels():
+    gt = np.random.default_rng(2).integers(0, 256, (2, 36, 44, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(BI(gt), bi_degrade(gt))
+    np.testing.assert_array_equal(BD(gt, np.random.default_rng(0)), bd_degrade(gt))  # the dataset form
+    wide = Downscaling.parse("gaussian:2.5")
+    np.testing.assert_array_equal(wide(gt), bd_degrade(gt, sigma=2.5))
+    assert not np.array_equal(wide(gt), BD(gt))
+    assert (Downscaling.parse("bicubic"), Downscaling.parse(" Gaussian ")) == (BI, BD)
+    assert (BI.name, BD.name, wide.name) == ("BI", "BD", "BD (sigma 2.5, 13x13)")
+    for bad, message in [("lanczos", "unknown kernel"), ("bicubic:2", "unknown kernel"),
+                         ("gaussian:wide", "bad Gaussian sigma"), ("gaussian:-1", "sigma > 0")]:
+        with pytest.raises(SeteVSRError, match=message):
+            Downscaling.parse(bad)
+
+
 def test_bd_of_a_constant_is_constant():
     gt = np.full((1, 40, 40, 3), 200, np.uint8)
     assert (bd_degrade(gt) == 200).all() and (bd_degrade(gt, border="reflect101") == 200).all()
@@ -92,6 +107,10 @@ def test_bicubic_method_interface():
     out = method(lr)
     assert out.shape == (3, 32, 40, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, imresize(lr, 4))
+    np.testing.assert_array_equal(load_method("bicubic", chunk="2")(lr), out)  # options arrive as strings
+    for options in ({"device": "cuda"}, {"checkpoint": "x.pth"}, {"chunks": "2"}):  # refused, not dropped
+        with pytest.raises(SeteVSRError, match="bicubic does not take the option"):
+            load_method("bicubic", **options)
 
 
 @pytest.mark.shared

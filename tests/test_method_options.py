@@ -66,7 +66,8 @@ def test_an_option_a_method_does_not_take_is_a_one_line_error():
     assert {"sam2", "seem_weights", "chunk_length"} <= method_options("basicvsr-vimeo-bi+seem")
     assert "base" not in method_options("basicvsr-vimeo-bi+seem")  # presets are not options
     assert {"semantic_lens_weights", "sam2"} <= method_options("basicvsr-vimeo-bi+semantic-lens")
-    assert method_options("bicubic") is None  # takes (and ignores) anything
+    assert method_options("bicubic") == {"chunk"}  # refuses anything else
+    assert "kernel" in method_options("realbasicvsr+adapt")
 
 
 def test_command_line_options_are_scoped():
@@ -108,7 +109,7 @@ def test_scoped_options_labels_and_option_keyed_cache(shifted, clips, tmp_path):
 
     outputs = tmp_path / "out" / "outputs" / "folder-BI"
     folders = sorted(p.name for p in outputs.iterdir())
-    assert len(folders) == 3 and all("@" in f for f in folders)  # every one has output options (bicubic: shift)
+    assert folders[0] == "bicubic" and all("@" in f for f in folders[1:])  # bicubic takes no shift: no options
     record = json.loads(next(outputs.glob("shifted-b@*/method.json")).read_text())
     assert record == {"method": "shifted-b", "label": "shifted", "options": {"shift": "20", "weights": "w.pt"}}
 

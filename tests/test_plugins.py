@@ -354,9 +354,32 @@ def test_edvr_seem_equals_edvr_at_init(edvr_pair):
     with torch.no_grad():
         reference = base(x)
         assert torch.equal(model(x, masks), reference)
-        for seem in (model.seem_align, model.seem_fusion, model.seem_reconstruction):
+        for seem in (*model.seem_align.values(), model.seem_fusion, model.seem_reconstruction):
             torch.nn.init.normal_(seem.conv2.weight, std=0.1)
         assert not torch.allclose(model(x, masks), reference)
+
+
+def test_edvr_seem_refines_the_reference_feature_at_every_pyramid_level(edvr_pair):
+    """Eq. 8 at levels 1, 2 and 3: PCD alignment receives each level's reference feature refined by its own SEEM."""
+    base, model = edvr_pair
+    assert sorted(model.seem_align) == ["l1", "l2", "l3"]
+    x, masks = torch.rand(1, 3, 3, 16, 16), _random_masks(1, 8, 16, 16)
+    seen = []  # the reference pyramid of each call of the PCD module
+    model.pcd_align.register_forward_hook(lambda module, args, out: seen.append([f.clone() for f in args[1]]))
+    base.pcd_align.register_forward_hook(lambda module, args, out: seen.append([f.clone() for f in args[1]]))
+    with torch.no_grad():
+        base(x)
+        plain = seen[-1]
+        assert [tuple(f.shape[-2:]) for f in plain] == [(16, 16), (8, 8), (4, 4)]
+        model(x, masks)
+        assert all(torch.equal(a, b) for a, b in zip(seen[-1], plain))  # untrained: the base's references
+        for k, seem in enumerate(model.seem_align.values()):
+            saved = seem.conv2.weight.clone()
+            torch.nn.init.normal_(seem.conv2.weight, std=0.1)
+            model(x, masks)
+            changed = [not torch.equal(a, b) for a, b in zip(seen[-1], plain)]
+            assert changed == [level == k for level in range(3)], k
+            seem.conv2.weight.copy_(saved)
 
 
 def test_edvr_seem_efficient_tuning(edvr_pair):

@@ -108,6 +108,7 @@ def test_efficient_tuning_changes_only_seem_tensors(trained, tiny):
     # SEEM's last convolutions start at zero: training moved them.
     assert after["seem.forward_out.conv2.weight"].abs().sum() > 0
     expected = {"base": "basicvsr-vimeo-bi", "arch": "basicvsr", "arch_kwargs": TINY_BASICVSR, "tuning": "efficient"}
+    expected["degradation"] = "BI"
     assert {key: metadata[key] for key in expected} == expected and metadata["steps"] == 4
     assert sorted(p.name for p in trained.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert load_seem_config(trained / "training_config.yaml").max_train_steps == 4
@@ -116,10 +117,13 @@ def test_efficient_tuning_changes_only_seem_tensors(trained, tiny):
 @pytest.mark.slow
 @pytest.mark.shared
 def test_full_tuning_trains_the_base_network_too(trained, tiny):
+    from sete_vsr.plugins.seem_model import load_seem_weights
+
     output_dir = trained.parent / "full"
-    launch(output_dir, tiny, "tuning=full", "max_train_steps=1", "checkpointing_steps=0")
+    launch(output_dir, tiny, "tuning=full", "max_train_steps=1", "checkpointing_steps=0", "base=basicvsr-vimeo-bd")
     base = torch.load(tiny["basicvsr"], weights_only=True)["params"]
     after = load_file(output_dir / WEIGHTS_NAME)
+    assert load_seem_weights(output_dir / WEIGHTS_NAME)[1]["degradation"] == "BD"  # the base's, not BI
     changed = {name for name, tensor in base.items() if not torch.equal(after[name], tensor)}
     assert any(name.startswith("spynet.") for name in changed)  # its own, smaller learning rate
     assert any(name.startswith("forward_trunk.") for name in changed)
@@ -223,6 +227,27 @@ def test_bad_configs_are_one_line_errors(override, message, tiny, tmp_path, caps
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0]
     assert not (tmp_path / "out").exists()  # nothing started
+
+
+def test_training_clips_are_degraded_as_the_base_was_trained_and_leave_out_evaluation_clips(tmp_path):
+    from sete_vsr.data.degradations import BD
+    from sete_vsr.plugins.train_seem import build_dataset
+
+    hr = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    for clip in ("000", "020_s001", "calendar", "walk", "mine"):  # REDS4 (also as sub-image folders), Vid4, ours
+        (tmp_path / clip).mkdir()
+        for i, frame in enumerate(hr):
+            cv2.imwrite(str(tmp_path / clip / f"{i:08d}.png"), frame[..., ::-1])
+    overrides = [f"data.root={tmp_path}", "data.num_frames=2", "data.patch_size=64", "data.augment=false"]
+    config = load_seem_config(ROOT / "configs" / "seem_basicvsr.yaml", overrides)
+    assert config.data.exclude is None  # the paper config relies on the default
+    dataset = build_dataset(config, BD)
+    assert [clip.name for clip in dataset.clips] == ["mine"]
+    item = dataset[0]
+    to_uint8 = lambda x: ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # noqa: E731
+    np.testing.assert_array_equal(to_uint8(item["lr"]), BD(to_uint8(item["hr"])))
+    kept = build_dataset(load_seem_config(None, [*overrides, "data.exclude=[mine]"]), BD)
+    assert sorted(clip.name for clip in kept.clips) == ["000", "020_s001", "calendar", "walk"]
 
 
 def test_paper_configs_hold_the_paper_values():

@@ -3,7 +3,9 @@
 ``load_method("basicvsr-vimeo-bi+adapt", iterations=1000)`` is what goes into an evaluation table next
 to ``basicvsr-vimeo-bi``: for each clip, Algorithm 1 runs from the official weights (the initial
 restoration, the self-supervised tuning, the final restoration), and the weights are put back before the
-next clip, so clips never see each other's adaptation.
+next clip, so clips never see each other's adaptation. The pseudo inputs are made with the degradation the base
+was trained for (BI or BD, :attr:`~sete_vsr.baselines.registry.BaselineSpec.degradation`); a real-world base
+(``realbasicvsr+adapt``) is refused unless ``kernel=`` names one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from ..methods import VSRMethod
 from ..options import as_bool
-from .self_supervised import AdaptationConfig, run_algorithm
+from .self_supervised import AdaptationConfig, line5_downscaling, run_algorithm
 
 
 def _number(value, kind):
@@ -32,8 +34,14 @@ class TestTimeAdaptedMethod(VSRMethod):
         iterations, learning_rate, batch_size, patch_size, num_frames, seed: the
             :class:`~sete_vsr.adaptation.self_supervised.AdaptationConfig` fields (paper defaults).
         freeze: comma-separated parameter-name prefixes kept fixed (``"spynet"``).
+        kernel: line 5's downscaling kernel, ``bicubic``, ``gaussian`` or ``gaussian:SIGMA``; default: the
+            degradation ``base`` was trained for (required for real-world bases).
         progress: show progress bars.
         **options: passed to the base method wrapper (``chunk_length``, ...).
+
+    Raises:
+        SeteVSRError: a real-world base without ``kernel``, or a kernel that cannot be parsed (before any
+            checkpoint is loaded).
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -50,6 +58,7 @@ class TestTimeAdaptedMethod(VSRMethod):
         num_frames: int | str = 7,
         seed: int | str = 0,
         freeze: str | tuple[str, ...] = (),
+        kernel: str | None = None,
         progress: bool | str = True,
         **options,
     ):
@@ -65,6 +74,7 @@ class TestTimeAdaptedMethod(VSRMethod):
             num_frames=_number(num_frames, int),
             seed=_number(seed, int),
             freeze=tuple(freeze),
+            degradation=line5_downscaling(base, kernel),
         )
         self.progress = as_bool(progress)
         self.base = load_baseline(base, checkpoint, device=device, progress=self.progress, **options)

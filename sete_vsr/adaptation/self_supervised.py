@@ -15,9 +15,16 @@ setting                paper 004                                    here (defaul
 lines 3-4              crop ``Y_p``, then downscale it to ``y``     same: a ``round(P/s)`` square crop
                                                                     resized to ``P x P``
 factor ``s`` (line 4)  random in [0.8, 0.95] per pseudo pair        uniform in [0.8, 0.95]
-line 5                 ``y`` downscaled x4 with the known kernel    BI: MATLAB bicubic x1/4 with
-                                                                    antialiasing, uint8 (the LR the
-                                                                    BI models were trained on)
+line 5                 ``y`` downscaled x4 with the known kernel    the degradation the network was
+                                                                    trained for (its registry entry,
+                                                                    ``BaselineSpec.degradation``): BI
+                                                                    (MATLAB bicubic x1/4, uint8) or
+                                                                    BD (13 x 13 Gaussian, sigma 1.6);
+                                                                    BI for networks outside the
+                                                                    registry; a kernel the user names
+                                                                    over either. Real-world networks
+                                                                    (RealBasicVSR) have no known
+                                                                    kernel: refused unless one is named
 lines 6-7              MSE, Adam                                    MSE, Adam (default betas),
                                                                     constant learning rate
 iterations             1K on Vid4, 3K on REDS4                      1000
@@ -55,7 +62,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..baselines.method import frame_window_indices
-from ..data.degradations import SCALE, bi_degrade
+from ..data.degradations import BI, SCALE, Downscaling
 from ..data.imresize import imresize
 from ..errors import SeteVSRError
 
@@ -77,6 +84,8 @@ class AdaptationConfig:
             ``requires_grad=False`` stay fixed too. Empty: every parameter adapts, as in the paper.
         seed: seeds the pseudo-pair sampling; with the same seed, device and thread count the
             adapted weights are identical.
+        degradation: line 5's x4 downscaling; ``None``: the network's own (:func:`line5_downscaling`), set when
+            Algorithm 1 or 2 starts.
     """
 
     iterations: int = 1000
@@ -87,6 +96,7 @@ class AdaptationConfig:
     scale_range: tuple[float, float] = (0.8, 0.95)
     freeze: tuple[str, ...] = ()
     seed: int = 0
+    degradation: Downscaling | None = None
 
     def __post_init__(self):
         low, high = self.scale_range
@@ -101,6 +111,36 @@ class AdaptationConfig:
                 raise SeteVSRError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise SeteVSRError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+def line5_downscaling(base: str | None, kernel: str | Downscaling | None = None) -> Downscaling:
+    """Line 5's x4 downscaling for a network started from the registered baseline ``base``.
+
+    Args:
+        base: a registry name, or ``None`` for a network outside the registry.
+        kernel: a kernel the user names (``"bicubic"``, ``"gaussian"``, ``"gaussian:SIGMA"``, see
+            :meth:`~sete_vsr.data.degradations.Downscaling.parse`), used whatever ``base`` is.
+
+    Returns:
+        ``kernel``; else the degradation ``base`` was trained for; else (no ``base``) BI.
+
+    Raises:
+        SeteVSRError: ``base`` was trained on real-world degradations (no known kernel) and no ``kernel`` is named,
+            or a kernel that cannot be parsed.
+    """
+    if kernel is not None:
+        return kernel if isinstance(kernel, Downscaling) else Downscaling.parse(kernel)
+    if base is None:
+        return BI
+    from ..baselines.registry import get_spec
+
+    spec = get_spec(base)
+    if spec.degradation is None:
+        raise SeteVSRError(
+            f"{base} was trained on real-world degradations, so no known kernel makes its pseudo inputs "
+            "(Algorithm 1, line 5): name one with kernel=bicubic, kernel=gaussian or kernel=gaussian:SIGMA"
+        )
+    return spec.degradation
 
 
 def is_sliding_window(module: nn.Module) -> bool:
@@ -123,7 +163,7 @@ class PseudoPairSampler:
 
     Args:
         restored: ``(T, 4H, 4W, 3)`` uint8 RGB, the initial restoration ``{Y_t}``.
-        config: patch size, scale range, frames per sample.
+        config: patch size, scale range, frames per sample, line 5's ``degradation`` (``None``: BI).
         window: frames per sample (``config.num_frames`` for recurrent networks, ``num_frame``
             for sliding-window ones).
         centre_only: return only the centre frame's target (sliding-window networks).
@@ -138,6 +178,7 @@ class PseudoPairSampler:
         self.config = config
         self.window = window
         self.centre_only = centre_only
+        self.degradation = config.degradation or BI
 
     def frame_indices(self, t: int) -> list[int]:
         """The frames of the sample drawn at frame ``t`` (see the module docstring)."""
@@ -167,7 +208,7 @@ class PseudoPairSampler:
         left = int(rng.integers(frames.shape[2] - crop + 1))
         patch = frames[:, top : top + crop, left : left + crop]  # line 3: Y_p
         target = imresize(patch, size=(p, p))  # line 4: y, downscaled by p/crop ~ s
-        pseudo_input = bi_degrade(target)  # line 5: y_LR
+        pseudo_input = self.degradation(target)  # line 5: y_LR
         if self.centre_only:
             target = target[len(target) // 2]
         return pseudo_input, target
@@ -291,7 +332,15 @@ def as_method(method_or_module, device: str | torch.device | None = None, name: 
 
 
 def run_algorithm(method, lr_frames: np.ndarray, restored: np.ndarray | None, config: AdaptationConfig, progress: bool):
-    """Restore (unless ``restored`` is given), adapt ``method.model`` on ``restored``, restore again (line 9)."""
+    """Restore (unless ``restored`` is given), adapt ``method.model`` on ``restored``, restore again (line 9).
+
+    A ``config`` without ``degradation`` gets ``method``'s: the registered baseline's when ``method`` is one (by
+    name), else BI (:func:`line5_downscaling`); the result's ``config`` says which.
+    """
+    from ..baselines.registry import BASELINES
+
+    if config.degradation is None:
+        config = replace(config, degradation=line5_downscaling(method.name if method.name in BASELINES else None))
     lr_frames = np.asarray(lr_frames)
     if lr_frames.ndim != 4 or lr_frames.shape[-1] != 3:
         raise SeteVSRError(f"expected low-resolution frames of shape (T, H, W, 3), got {lr_frames.shape}")
@@ -348,4 +397,5 @@ __all__ = [
     "adapt_module",
     "as_method",
     "is_sliding_window",
+    "line5_downscaling",
 ]

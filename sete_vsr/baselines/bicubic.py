@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.imresize import imresize
+from ..errors import SeteVSRError
 from ..methods import VSRMethod
 
 
@@ -17,13 +18,18 @@ class BicubicUpsampler(VSRMethod):
 
     Args:
         chunk: frames resized per call, to bound memory on long clips.
+
+    It runs on the CPU and takes no other option: ``load_method("bicubic", device="cuda")`` is a one-line error,
+    as for every method (callers pass the runtime options ``device`` and ``progress`` only to methods that take
+    them, :func:`~sete_vsr.methods.taken_options`).
     """
 
     name = "bicubic"
 
-    def __init__(self, chunk: int = 16, **unused):
-        del unused  # accepts the common options (device, checkpoint) and ignores them
+    def __init__(self, chunk: int | str = 16):
         self.chunk = int(chunk)
+        if self.chunk < 1:
+            raise SeteVSRError(f"bicubic: chunk must be at least 1, got {self.chunk}")
 
     def upscale(self, frames: np.ndarray) -> np.ndarray:
         """``(T, H, W, 3)`` uint8 -> ``(T, 4H, 4W, 3)`` uint8."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..data.degradations import BD, BI, Downscaling
 from ..errors import SeteVSRError
 from ..weights import weight_dirs
 
@@ -42,6 +43,9 @@ class BaselineSpec:
         url: where the file is published.
         layout: ``"basicsr"`` or ``"mmagic"`` (both load; this is informational).
         description: training data and degradation, for tables.
+        degradation: the x4 degradation the checkpoint was trained for: BI, BD (13 x 13 Gaussian, sigma 1.6), or
+            ``None`` for the random real-world degradations (RealBasicVSR), which no single kernel describes.
+            Training from the checkpoint and test-time adaptation degrade with it.
     """
 
     name: str
@@ -51,6 +55,12 @@ class BaselineSpec:
     url: str = ""
     layout: str = "basicsr"
     description: str = ""
+    degradation: Downscaling | None = field(kw_only=True)
+
+    @property
+    def degradation_name(self) -> str:
+        """``"BI"``, ``"BD"`` or ``"real-world"``."""
+        return "real-world" if self.degradation is None else self.degradation.name
 
     @property
     def sha256_prefix(self) -> str:
@@ -72,71 +82,76 @@ BASELINES: dict[str, BaselineSpec] = {
         BaselineSpec(
             "basicvsr-reds4", "basicvsr", {"num_block": 30}, "BasicVSR_REDS4-543c8261.pth",
             _GDRIVE.format("1wLWdz18lWf9Z7lomHPkdySZ-_GV2920p"), "basicsr", "BasicVSR, REDS (BI x4), BasicSR official",
+            degradation=BI,
         ),
         BaselineSpec(
             "basicvsr-vimeo-bi", "basicvsr", {"num_block": 30}, "BasicVSR_Vimeo90K_BIx4-2a29695a.pth",
             _GDRIVE.format("1ykIu1jv5wo95Kca2TjlieJFxeV4VVfHP"), "basicsr",
-            "BasicVSR, Vimeo-90K (BI x4), BasicSR official",
+            "BasicVSR, Vimeo-90K (BI x4), BasicSR official", degradation=BI,
         ),
         BaselineSpec(
             "basicvsr-vimeo-bd", "basicvsr", {"num_block": 30}, "BasicVSR_Vimeo90K_BDx4-e9bf46eb.pth",
             _GDRIVE.format("1baaf4RSpzs_zcDAF_s2CyArrGvLgmXxW"), "basicsr",
-            "BasicVSR, Vimeo-90K (BD x4), BasicSR official",
+            "BasicVSR, Vimeo-90K (BD x4), BasicSR official", degradation=BD,
         ),
         BaselineSpec(
             "basicvsr-reds4-mmagic", "basicvsr", {"num_block": 30}, "basicvsr_reds4_20120409-0e599677.pth",
             _OPENMMLAB.format("basicvsr/basicvsr_reds4_20120409-0e599677.pth"), "mmagic",
-            "BasicVSR, REDS (BI x4), mmagic retrain",
+            "BasicVSR, REDS (BI x4), mmagic retrain", degradation=BI,
         ),
         BaselineSpec(
             "basicvsr-vimeo-bi-mmagic", "basicvsr", {"num_block": 30}, "basicvsr_vimeo90k_bi_20210409-d2d8f760.pth",
             _OPENMMLAB.format("basicvsr/basicvsr_vimeo90k_bi_20210409-d2d8f760.pth"), "mmagic",
-            "BasicVSR, Vimeo-90K (BI x4), mmagic retrain",
+            "BasicVSR, Vimeo-90K (BI x4), mmagic retrain", degradation=BI,
         ),
         BaselineSpec(
             "basicvsr-vimeo-bd-mmagic", "basicvsr", {"num_block": 30}, "basicvsr_vimeo90k_bd_20210409-0154dd64.pth",
             _OPENMMLAB.format("basicvsr/basicvsr_vimeo90k_bd_20210409-0154dd64.pth"), "mmagic",
-            "BasicVSR, Vimeo-90K (BD x4), mmagic retrain",
+            "BasicVSR, Vimeo-90K (BD x4), mmagic retrain", degradation=BD,
         ),
         BaselineSpec(
             "basicvsrpp-reds4", "basicvsrpp", {"mid_channels": 64, "num_blocks": 7},
             "basicvsr_plusplus_c64n7_8x1_600k_reds4_20210217-db622b2f.pth",
             _OPENMMLAB.format("basicvsr_plusplus/basicvsr_plusplus_c64n7_8x1_600k_reds4_20210217-db622b2f.pth"),
-            "mmagic", "BasicVSR++, REDS (BI x4), official (mmagic)",
+            "mmagic", "BasicVSR++, REDS (BI x4), official (mmagic)", degradation=BI,
         ),
         BaselineSpec(
             "realbasicvsr", "realbasicvsr", {}, "realbasicvsr_c64b20_1x30x8_lr5e-5_150k_reds_20211104-52f77c2c.pth",
             _OPENMMLAB.format("real_basicvsr/realbasicvsr_c64b20_1x30x8_lr5e-5_150k_reds_20211104-52f77c2c.pth"),
             "mmagic", "RealBasicVSR (GAN, EMA weights), REDS with real-world degradations, official (mmagic)",
+            degradation=None,
         ),
         BaselineSpec(
             "realbasicvsr-wogan", "realbasicvsr", {},
             "realbasicvsr_wogan_c64b20_2x30x8_lr1e-4_300k_reds_20211027-0e2ff207.pth",
             _OPENMMLAB.format("real_basicvsr/realbasicvsr_wogan_c64b20_2x30x8_lr1e-4_300k_reds_20211027-0e2ff207.pth"),
             "mmagic", "RealBasicVSR without GAN loss, REDS with real-world degradations, official (mmagic)",
+            degradation=None,
         ),
         BaselineSpec(
             "edvr-m-reds", "edvr", _EDVR_M, "EDVR_M_x4_SR_REDS_official-32075921.pth",
             _GDRIVE.format("1dd6aFj-5w2v08VJTq5mS9OFsD-wALYD6"), "basicsr", "EDVR-M, REDS (BI x4), official (BasicSR)",
+            degradation=BI,
         ),
         BaselineSpec(
             "edvr-m-wotsa-reds", "edvr", {**_EDVR_M, "with_tsa": False}, "EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth",
             _GDRIVE.format("1C_WdN-NyNj-P7SOB5xIVuHl4EBOwd-Ny"), "basicsr",
-            "EDVR-M without TSA, REDS (BI x4), official (BasicSR)",
+            "EDVR-M without TSA, REDS (BI x4), official (BasicSR)", degradation=BI,
         ),
         BaselineSpec(
             "edvr-l-reds", "edvr", _EDVR_L, "EDVR_L_x4_SR_REDS_official-9f5f5039.pth",
             _GDRIVE.format("127KXEjlCwfoPC1aXyDkluNwr9elwyHNb"), "basicsr", "EDVR-L, REDS (BI x4), official (BasicSR)",
+            degradation=BI,
         ),
         BaselineSpec(
             "edvr-m-reds-mmagic", "edvr", _EDVR_M, "edvrm_x4_8x4_600k_reds_20210625-e29b71b5.pth",
             _OPENMMLAB.format("edvr/edvrm_x4_8x4_600k_reds_20210625-e29b71b5.pth"), "mmagic",
-            "EDVR-M, REDS (BI x4), mmagic retrain",
+            "EDVR-M, REDS (BI x4), mmagic retrain", degradation=BI,
         ),
         BaselineSpec(
             "edvr-l-reds-mmagic", "edvr", _EDVR_L, "edvrl_c128b40_8x8_lr2e-4_600k_reds4_20220104-4509865f.pth",
             _OPENMMLAB.format("edvr/edvrl_c128b40_8x8_lr2e-4_600k_reds4_20220104-4509865f.pth"), "mmagic",
-            "EDVR-L, REDS (BI x4), mmagic retrain",
+            "EDVR-L, REDS (BI x4), mmagic retrain", degradation=BI,
         ),
     )
 }

@@ -8,7 +8,9 @@ Examples::
 
 The network restores the clip, adapts to pseudo pairs cut from that restoration (Algorithm 1;
 with ``--teacher``, from the teacher's restoration: Algorithm 2), then restores the clip again
-into OUTPUT (a video file, or a folder of PNG frames when the path has no extension).
+into OUTPUT (a video file, or a folder of PNG frames when the path has no extension). The pseudo
+inputs are made with the degradation the network was trained for (BI or BD; ``--kernel`` names
+another, and is required for the real-world RealBasicVSR).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze", action="append", default=[], metavar="PREFIX",
                         help="keep parameters whose name starts with PREFIX fixed, e.g. spynet (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pseudo-pair sampling (default 0)")
+    parser.add_argument("--kernel", default=None,
+                        help="downscaling that makes the pseudo inputs: bicubic (BI), gaussian (BD, sigma 1.6) or "
+                        "gaussian:SIGMA (default: the degradation the network was trained for; BI outside the "
+                        "registry; required for realbasicvsr*)")
     parser.add_argument("--save-weights", default=None, metavar="PATH", help="save the adapted network (.safetensors)")
     parser.add_argument("--max-frames", type=int, default=None, help="read only the first N frames")
     parser.add_argument("--device", default=None, help="torch device (default: CUDA when available, else CPU)")
@@ -53,17 +59,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..adaptation.self_supervised import AdaptationConfig
+    from ..adaptation.self_supervised import AdaptationConfig, line5_downscaling
     from ..adaptation.weights import load_adapted_method, read_adapted_weights, save_adapted_weights
     from ..baselines.registry import BASELINES
     from ..data.video_io import open_writer, read_video
     from ..errors import SeteVSRError
-    from ..methods import load_method
+    from ..methods import load_method, taken_options
 
     if args.weights and args.checkpoint:
         raise SeteVSRError("--checkpoint goes with --method; --weights files are complete")
     if args.save_weights and Path(args.save_weights).suffix != ".safetensors":
         raise SeteVSRError(f"--save-weights must end in .safetensors, got {args.save_weights}")
+    if args.weights:
+        metadata = read_adapted_weights(args.weights)[1]
+        origin = {"base": metadata["base"] or None, "arch": metadata["arch"],
+                  "arch_kwargs": metadata["arch_kwargs"]}
+    elif args.method in BASELINES:
+        origin = {"base": args.method}
+    else:
+        raise SeteVSRError(f"--method must be a CNN baseline with a trainable network ({', '.join(BASELINES)})")
     config = AdaptationConfig(
         iterations=args.iterations,
         learning_rate=args.lr,
@@ -72,20 +86,18 @@ def run(args: argparse.Namespace) -> int:
         num_frames=args.frames_per_sample,
         freeze=tuple(args.freeze),
         seed=args.seed,
+        degradation=line5_downscaling(origin["base"], args.kernel),
     )
     frames, info = read_video(args.input, max_frames=args.max_frames)
     progress = not args.no_progress
     if args.weights:
         method = load_adapted_method(args.weights, device=args.device, progress=progress)
-        metadata = read_adapted_weights(args.weights)[1]
-        origin = {"base": metadata["base"] or None, "arch": metadata["arch"],
-                  "arch_kwargs": metadata["arch_kwargs"]}
-    elif args.method in BASELINES:
-        method = load_method(args.method, checkpoint=args.checkpoint, device=args.device, progress=progress)
-        origin = {"base": args.method}
     else:
-        raise SeteVSRError(f"--method must be a CNN baseline with a trainable network ({', '.join(BASELINES)})")
-    teacher = load_method(args.teacher, device=args.device, progress=progress) if args.teacher else None
+        method = load_method(args.method, checkpoint=args.checkpoint, device=args.device, progress=progress)
+    teacher = None
+    if args.teacher:  # any method; bicubic, say, takes no device
+        runtime = {"device": args.device, "progress": progress}
+        teacher = load_method(args.teacher, **taken_options(args.teacher, runtime))
 
     with open_writer(args.output, fps=info.fps, audio_from=args.input if info.has_audio else None) as writer:
         if config.iterations == 0:

@@ -116,11 +116,10 @@ def _upscale_with_method(args: argparse.Namespace, reader, writer) -> None:
     import numpy as np
 
     from ..baselines.method import chunk_ranges
-    from ..methods import load_method
+    from ..methods import load_method, taken_options
 
-    options = {"progress": not args.no_progress}
-    if args.device is not None:
-        options["device"] = args.device
+    runtime = {"progress": not args.no_progress, "device": args.device}
+    options = taken_options(args.method, {key: value for key, value in runtime.items() if value is not None})
     if args.checkpoint is not None:
         options["checkpoint"] = args.checkpoint
     method = load_method(args.method, **options)

@@ -14,6 +14,8 @@
   imported only when asked for.
 
 :func:`degrade` is the one entry point: ``degrade(frames, "BI" | "BD" | "realbasicvsr", seed)``.
+:class:`Downscaling` is a deterministic x4 degradation as a value (BI, or BD with its Gaussian's sigma): what a
+network was trained for (``BaselineSpec.degradation``), and what its training and test-time adaptation degrade with.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -76,6 +79,64 @@ def bd_degrade(
     x = ndimage.correlate1d(x, k, axis=2, mode=modes[border])
     x = x[:, ::scale, ::scale]
     return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Downscaling:
+    """A deterministic x4 degradation: BI (MATLAB bicubic) or BD (``size`` x ``size`` Gaussian blur, ``sigma``).
+
+    Attributes:
+        kernel: ``"bicubic"`` (BI) or ``"gaussian"`` (BD).
+        sigma: the Gaussian's sigma (BD only; 1.6, the BD of Vimeo-90K and Vid4).
+        size: the Gaussian's side in pixels (BD only).
+
+    Calling it maps ``(T, H, W, 3)`` uint8 HR frames to ``(T, ceil(H/4), ceil(W/4), 3)`` uint8 LR frames; the
+    optional ``rng`` makes it a dataset degradation ``(frames, rng) -> lr`` and is unused (nothing is random).
+    """
+
+    kernel: str = "bicubic"
+    sigma: float = 1.6
+    size: int = 13
+
+    def __post_init__(self):
+        if self.kernel not in KERNELS:
+            raise SeteVSRError(f"unknown downscaling kernel {self.kernel!r}; use {' or '.join(KERNELS)}")
+        if self.kernel == "gaussian" and not (self.sigma > 0 and self.size >= 1 and self.size % 2):
+            raise SeteVSRError(f"a Gaussian kernel needs sigma > 0 and an odd size, got {self.sigma}, {self.size}")
+
+    @classmethod
+    def parse(cls, text: str) -> Downscaling:
+        """A kernel named by the user: ``bicubic`` (BI), ``gaussian`` (BD, sigma 1.6) or ``gaussian:SIGMA``.
+
+        Raises:
+            SeteVSRError: any other text.
+        """
+        kernel, colon, sigma = str(text).strip().lower().partition(":")
+        if kernel not in KERNELS or (colon and kernel != "gaussian"):
+            raise SeteVSRError(f"unknown kernel {text!r}: use bicubic (BI), gaussian (BD, sigma 1.6) or gaussian:SIGMA")
+        if not colon:
+            return cls(kernel)
+        try:
+            return cls(kernel, sigma=float(sigma))
+        except ValueError:
+            raise SeteVSRError(f"bad Gaussian sigma in {text!r}: expected gaussian:SIGMA, e.g. gaussian:1.6") from None
+
+    @property
+    def name(self) -> str:
+        """``"BI"``, ``"BD"`` (the standard 13 x 13, sigma 1.6) or ``"BD (sigma S, K x K)"``."""
+        if self.kernel == "bicubic":
+            return "BI"
+        return "BD" if (self.sigma, self.size) == (1.6, 13) else f"BD (sigma {self.sigma:g}, {self.size}x{self.size})"
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        if self.kernel == "bicubic":
+            return bi_degrade(frames)
+        return bd_degrade(frames, sigma=self.sigma, size=self.size)
+
+
+KERNELS = ("bicubic", "gaussian")
+BI = Downscaling("bicubic")
+BD = Downscaling("gaussian", sigma=1.6, size=13)
 
 
 def _realbasicvsr(frames: np.ndarray, seed: int) -> np.ndarray:

@@ -14,9 +14,15 @@ Method options: ``method_options`` go to every method that takes them,
 change the output (all but ``device`` and ``progress``) are hashed into the cache
 folder's name and written beside the frames (``method.json``, with the method's
 label); a folder whose ``method.json`` is missing or records other options is
-recomputed, never reused; so is a clip folder whose ``lr.sha256`` is not the digest of this
-run's LR frames (a changed degradation or LR source). Tables, CSVs and plots name each method by its label,
-the built method's ``name`` (``basicvsr-vimeo-bi+seem-untrained`` for
+recomputed, never reused. Both records are written once outputs exist: each
+clip's frames are followed by ``<clip>.complete.json`` (frame count and measured
+seconds per frame, and the digest of the LR frames they were made from), and
+only a clip with that record, for this run's LR frames, is reused: an
+interrupted run leaves nothing that looks complete, outputs of a changed
+degradation or LR source are made again, and a fully cached rerun still reports
+the time each method took.
+
+Tables, CSVs and plots name each method by its label, the built method's ``name`` (``basicvsr-vimeo-bi+seem-untrained`` for
 ``basicvsr-vimeo-bi+seem`` without weights; ``sete-vsr:stage1`` or
 ``sete-vsr:stage1-untrained`` for the instance ``sete-vsr:stage1``, see
 :func:`~sete_vsr.methods.load_method`), or the given key for methods built in
@@ -50,8 +56,6 @@ from ..options import default_device
 from ..data.degradations import frames_digest
 from .datasets import EvalDataset, cached_frames, load_pair, write_frames
 from .metrics import Metric, WeightsUnavailable, build_metric, canonical_metric_name
-
-LR_DIGEST = "lr.sha256"  # beside a method's cached frames of a clip: the digest of the LR they were made from
 
 
 @dataclass
@@ -236,18 +240,23 @@ class _Methods:
         return f"{name}@{hashlib.sha256(json.dumps(options).encode()).hexdigest()[:8]}"
 
 
-def _read_text(path: Path) -> str | None:
+def _read_json(path: Path) -> dict | None:
     try:
-        return path.read_text()
-    except OSError:
-        return None
-
-
-def _read_cache_record(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "method.json").read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _write_json(path: Path, record: dict) -> None:
+    """Write ``record`` to ``path`` atomically (other processes may read or write it too)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def _clip_record_path(method_folder: Path, clip: str) -> Path:
+    """Where a clip's completion record goes: ``<method folder>/<clip>.complete.json``."""
+    return method_folder / f"{clip}.complete.json"
 
 
 def _unique_label(label: str, name: str, labels: dict) -> str:
@@ -304,9 +313,10 @@ def evaluate(
             bar = bars[name]
             method_folder = out / "outputs" / _lr_tag(dataset) / loader.cache_folder(name)
             folder = method_folder / clip.name
-            record = _read_cache_record(method_folder)
+            record = _read_json(method_folder / "method.json")
+            done = _read_json(_clip_record_path(method_folder, clip.name))
             usable = settings.reuse and record is not None and record.get("options") == loader.output_options(name)
-            usable = usable and _read_text(folder / LR_DIGEST) == lr_digest  # made from these very LR frames
+            usable = usable and done is not None and done.get("frames") == len(lr) and done.get("lr") == lr_digest
             sr = cached_frames(folder, len(lr)) if usable else None
             if sr is None:
                 bar.set_postfix_str(f"{clip.name}: upscaling {len(lr)} frames")
@@ -314,16 +324,21 @@ def evaluate(
                 if name not in labels:
                     given = method_map[name]
                     labels[name] = _unique_label(name if given is method else method.name, name, labels)
-                record = {"method": name, "label": labels[name], "options": loader.output_options(name)}
-                method_folder.mkdir(parents=True, exist_ok=True)
-                (method_folder / "method.json").write_text(json.dumps(record, indent=2) + "\n")
                 start = time.perf_counter()
                 sr = method(lr)
-                timings[name].append((time.perf_counter() - start) / len(lr))
+                seconds = (time.perf_counter() - start) / len(lr)
+                # the frames first, then the records that make them reusable
                 write_frames(folder, sr)
-                (folder / LR_DIGEST).write_text(lr_digest)
-            elif name not in labels:
-                labels[name] = _unique_label(record.get("label", name), name, labels)
+                record = {"method": name, "label": labels[name], "options": loader.output_options(name)}
+                _write_json(method_folder / "method.json", record)
+                complete = {"frames": len(lr), "lr": lr_digest, "seconds_per_frame": seconds}
+                _write_json(_clip_record_path(method_folder, clip.name), complete)
+            else:
+                seconds = done.get("seconds_per_frame")
+                if name not in labels:
+                    labels[name] = _unique_label(record.get("label", name), name, labels)
+            if seconds is not None:
+                timings[name].append(seconds)
             label = labels[name]
             if gt is not None and sr.shape != gt.shape:
                 raise SeteVSRError(f"{label} output {sr.shape} does not match GT {gt.shape} on {clip.name}")

@@ -2,8 +2,10 @@
 
 * Alignment (Eq. 8): ``Theta = f_dam(F_{t+i}, f_seem(F_t, R_sam) + F_t)``: the reference frame's feature
   that drives the offsets is made semantic-aware. In EDVR's PCD module the reference feature enters the
-  offset convolutions at three pyramid levels and in the cascading step; SEEM refines the full-size
-  (level 1) reference feature, used at level 1 and in the cascade, where ``R_sam`` has its own size.
+  offset convolutions at three pyramid levels (full, 1/2 and 1/4 size) and in the cascading step (full
+  size); each level's reference feature is refined by its own SEEM, so every ``f_dam`` sees a
+  semantic-aware reference. ``R_sam`` is made at the full size and average-pooled x2 and x4 for levels 2
+  and 3 (the paper does not say how ``R_sam`` reaches the smaller levels).
 * Fusion and reconstruction (Eq. 9): ``F_rec = f_rec(f_seem(F_fuse, R_sam) + F_fuse)`` and
   ``F'_rec = f_seem(F_rec, R_sam) + F_rec``, which goes to the upsampler.
 
@@ -14,6 +16,8 @@ EDVR restores.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from sete_vsr.baselines.edvr import EDVR
 from sete_vsr.plugins.sam_prior import FeatureCombination
@@ -39,7 +43,8 @@ class EDVRSEEM(EDVR):
     def __init__(self, num_feat: int = 64, num_masks: int = 64, sam_channels: int = 64, **edvr_kwargs) -> None:
         super().__init__(num_feat=num_feat, **edvr_kwargs)
         self.sam_fr = FeatureCombination(num_masks, sam_channels)
-        self.seem_align = SEEM(num_feat, sam_channels)  # Eq. 8
+        # Eq. 8, one per pyramid level of the reference feature: "l1" (full size), "l2" (1/2), "l3" (1/4)
+        self.seem_align = nn.ModuleDict({level: SEEM(num_feat, sam_channels) for level in ("l1", "l2", "l3")})
         self.seem_fusion = SEEM(num_feat, sam_channels)  # Eq. 9, before f_rec
         self.seem_reconstruction = SEEM(num_feat, sam_channels)  # Eq. 9, after f_rec
 
@@ -76,8 +81,10 @@ class EDVRSEEM(EDVR):
         feat_l3 = self.lrelu(self.conv_l3_2(self.lrelu(self.conv_l3_1(feat_l2))))
         pyramid = [f.view(n, t, *f.shape[1:]) for f in (feat_l1, feat_l2, feat_l3)]
 
-        ref_feats = [level[:, self.center_frame_idx] for level in pyramid]
-        ref_feats[0] = self.seem_align(ref_feats[0], r_sam)
+        ref_feats = [
+            self.seem_align[f"l{k + 1}"](level[:, self.center_frame_idx], F.avg_pool2d(r_sam, 2**k) if k else r_sam)
+            for k, level in enumerate(pyramid)
+        ]  # Eq. 8 at each level: (N, C, H / 2^k, W / 2^k)
         aligned = torch.stack([self.pcd_align([level[:, i] for level in pyramid], ref_feats) for i in range(t)], dim=1)
         feat = self.fusion(aligned) if self.with_tsa else self.fusion(aligned.view(n, -1, h, w))
         feat = self.reconstruction(self.seem_fusion(feat, r_sam))

@@ -2,8 +2,11 @@
 
 Starts from an official checkpoint (``base``, a registry name), inserts SEEM (SEEM paper, Sec. 3.4-3.5) and trains
 either everything (``tuning: full``, Tables 1, 3, 4) or only SEEM and the feature combination network ``f_r``
-(``tuning: efficient``, Table 2). HR clips come from ``data.root``; the LR is made on the fly with BI (MATLAB bicubic
-x1/4, uint8), and the frozen SAM2 mask generator makes the masks of the LR frames, at LR size, in every step. The
+(``tuning: efficient``, Table 2). HR clips come from ``data.root`` (without the REDS4 and Vid4 test clips unless
+``data.exclude`` says otherwise); the LR is made on the fly with the degradation the base was trained for (BI: MATLAB
+bicubic x1/4, uint8; BD: 13 x 13 Gaussian blur, sigma 1.6, every 4th pixel; the registry's
+``BaselineSpec.degradation``), and the frozen SAM2 mask generator makes the masks of the LR frames, at LR size, in
+every step. The
 run ends with ``OUTPUT_DIR/seem_model.safetensors`` (the whole SEEM model with its description, see
 :mod:`sete_vsr.plugins.seem_model`), which ``load_method("<base>+seem", seem_weights=...)`` loads, next to the
 resolved ``training_config.yaml``. Each ``key=value`` overrides one config value (nested keys with dots); errors the
@@ -37,13 +40,13 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
+from sete_vsr.data.degradations import Downscaling
 from sete_vsr.errors import SeteVSRError
 from sete_vsr.plugins.sam_prior import DEFAULT_SAM2_MODEL
 from sete_vsr.train.config import config_to_dict, load_dataclass_config, run_config_entry, save_config
@@ -65,7 +68,8 @@ class SEEMDataConfig:
 
     Attributes:
         root: folder of clip folders of HR frames, ``root/<clip>/<frame>.png`` (e.g. REDS ``train_sharp``).
-        exclude: clip names left out (the REDS4 test clips 000, 011, 015, 020 for REDS).
+        exclude: clip names left out; ``null``: the evaluation clips, REDS4 (000, 011, 015, 020) and Vid4
+            (calendar, city, foliage, walk), :data:`~sete_vsr.data.datasets.EVALUATION_CLIPS`.
         num_frames: consecutive frames per clip; EDVR needs its ``num_frame``.
         patch_size: HR crop side, a multiple of 4; the LR patch is a quarter of it (64 x 64 in the paper).
         augment: random horizontal/vertical flips and transposes of whole clips (the paper's flips and rotations).
@@ -73,7 +77,7 @@ class SEEMDataConfig:
     """
 
     root: str | None = None
-    exclude: list[str] = field(default_factory=list)
+    exclude: list[str] | None = None
     num_frames: int = 15
     patch_size: int = 256
     augment: bool = True
@@ -171,20 +175,14 @@ def load_seem_config(path: str | Path | None, overrides: list[str] = ()) -> SEEM
     return config
 
 
-def _bi(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """BI in the dataset's ``(hr uint8 (F, H, W, 3), rng) -> lr uint8 (F, H/4, W/4, 3)`` form."""
-    from sete_vsr.data.degradations import bi_degrade
-
-    return bi_degrade(frames)
-
-
-def build_dataset(config: SEEMTrainConfig):
-    """The training clips; draws depend only on ``(seed, epoch, index)``, so a resumed run continues exactly.
+def build_dataset(config: SEEMTrainConfig, degradation: Downscaling):
+    """The training clips, LR made with ``degradation``; draws depend only on ``(seed, epoch, index)``, so a resumed run
+    continues exactly.
 
     Raises:
         SeteVSRError: no ``data.root``, a missing folder, or no usable clip in it.
     """
-    from sete_vsr.data.datasets import FrameFolderDataset
+    from sete_vsr.data.datasets import EVALUATION_CLIPS, FrameFolderDataset
 
     data = config.data
     if data.root is None:
@@ -192,8 +190,8 @@ def build_dataset(config: SEEMTrainConfig):
     if not Path(data.root).is_dir():
         raise SeteVSRError(f"data.root={data.root} is not a folder")
     return FrameFolderDataset(
-        data.root, data.num_frames, crop_size=data.patch_size, degradation=_bi, augment=data.augment,
-        seed=config.seed, exclude=data.exclude,
+        data.root, data.num_frames, crop_size=data.patch_size, degradation=degradation, augment=data.augment,
+        seed=config.seed, exclude=EVALUATION_CLIPS if data.exclude is None else data.exclude,
     )  # fmt: skip
 
 
@@ -224,7 +222,7 @@ def train(config: SEEMTrainConfig) -> None:
     spec = get_spec(config.base)
     if spec.arch not in SEEM_ARCHS:
         raise SeteVSRError(f"base={config.base} is a {spec.arch} network; SEEM exists for {', '.join(SEEM_ARCHS)}")
-    train_dataset = build_dataset(config)
+    train_dataset = build_dataset(config, spec.degradation)
     resume_path = find_resume_checkpoint(config, RESUME_KEYS)
     arch_kwargs = spec.arch_kwargs if config.arch_kwargs is None else config.arch_kwargs
     base = load_baseline_model(config.base, config.base_checkpoint, arch_kwargs)
@@ -297,7 +295,7 @@ def train(config: SEEMTrainConfig) -> None:
     first_epoch, num_epochs = global_step // updates_per_epoch, math.ceil(config.max_train_steps / updates_per_epoch)
     centre = accelerator.unwrap_model(model).centre
 
-    # 3. The loop: BI LR clips -> SAM2 masks (inside the model) -> SR -> Charbonnier loss against the HR clips.
+    # 3. The loop: LR clips (the base's degradation) -> SAM2 masks (inside the model) -> SR -> Charbonnier loss against the HR clips.
     progress_bar = tqdm(
         range(config.max_train_steps), initial=global_step, desc="steps", disable=not accelerator.is_local_main_process
     )
@@ -330,7 +328,8 @@ def train(config: SEEMTrainConfig) -> None:
         metadata = {
             "base": config.base, "arch": spec.arch, "arch_kwargs": arch_kwargs, "seem_kwargs": seem_kwargs,
             "tuning": config.tuning, "sam2": sam2, "mask_backend": mask_backend,
-            "points_per_side": config.points_per_side, "steps": global_step, "config": asdict(config),
+            "points_per_side": config.points_per_side, "degradation": spec.degradation_name, "steps": global_step,
+            "config": asdict(config),
         }  # fmt: skip
         path = save_seem_weights(accelerator.unwrap_model(model).model, output_dir / WEIGHTS_NAME, metadata)
         logger.info(f"saved the {config.base} + SEEM model to {path}")
