@@ -202,6 +202,46 @@ def test_periodic_validation_logs_psnr_lpips_and_frames(stage1):
     assert lpips == [2, 4], events
 
 
+@pytest.mark.shared
+def test_validation_image_shows_bicubic_output_and_gt_and_its_psnr_is_logged(stage1):
+    """The logged image at the last render: its GT row is the validation clip's HR frames, its bicubic row is within
+    two levels of MATLAB's bicubic of the LR frames, and the PSNR of its output row against its GT row is the logged one."""
+    import io
+
+    import PIL.Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from sete_vsr.data.imresize import imresize
+    from sete_vsr.eval.metrics import build_metric
+    from sete_vsr.train.data import load_validation_clip, to_uint8
+
+    found = {}
+    for events in (stage1 / "logs").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        if "validation/bicubic_output_gt" in tags["images"]:
+            found["image"] = accumulator.Images("validation/bicubic_output_gt")[-1]
+        if "validation/psnr" in tags["scalars"]:
+            found["psnr"] = accumulator.Scalars("validation/psnr")[-1]
+    image, logged = found["image"], found["psnr"]
+    assert image.step == logged.step == 4
+    logged_psnr = logged.value
+    rows = np.asarray(PIL.Image.open(io.BytesIO(image.encoded_image_string)).convert("RGB"))
+    clip = load_validation_clip(load_config(stage1 / CONFIG_NAME, []))
+    gt, lr = to_uint8(clip["hr"]), to_uint8(clip["lr"])
+    frames, height, width = gt.shape[:3]
+    bicubic, output, truth = (
+        rows[i * height : (i + 1) * height].reshape(height, frames, width, 3).transpose(1, 0, 2, 3) for i in range(3)
+    )
+    np.testing.assert_array_equal(truth, gt)
+    matlab = np.stack([imresize(frame, 4.0) for frame in lr])
+    # torch's bicubic kernel (a = -0.75) is a little sharper than MATLAB's (a = -0.5): about one level apart on average
+    assert np.abs(bicubic.astype(float) - matlab).mean() < 2.0 < np.abs(bicubic.astype(float) - gt).mean()
+    assert float(build_metric("psnr").compute(output, gt).mean()) == pytest.approx(logged_psnr, abs=1e-4)
+    assert np.abs(output.astype(float) - gt).mean() > 0  # a real render, not the GT copied
+
+
 @pytest.mark.slow
 @pytest.mark.shared
 def test_ema_accumulation_and_bf16(ema_runs, init_dir):
