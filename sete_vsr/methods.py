@@ -67,7 +67,8 @@ _METHODS.update(
     }
 )
 # BasicVSR with the Semantic Lens blocks (paper 001), SAM2 masks and embeddings as the semantics; trained
-# weights with option semantic_lens_weights=FILE, untrained (equal to the base) without
+# weights with option semantic_lens_weights=FILE from `accelerate launch -m sete_vsr.plugins.train_semantic_lens`,
+# untrained (equal to the base) without
 _METHODS.update(
     {
         f"{name}+semantic-lens": ("sete_vsr.plugins.method:SemanticLensMethod", {"base": name})

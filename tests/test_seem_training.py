@@ -109,7 +109,8 @@ def test_efficient_tuning_changes_only_seem_tensors(trained, tiny):
     assert after["seem.forward_out.conv2.weight"].abs().sum() > 0
     expected = {"base": "basicvsr-vimeo-bi", "arch": "basicvsr", "arch_kwargs": TINY_BASICVSR, "tuning": "efficient"}
     expected["degradation"] = "BI"
-    assert {key: metadata[key] for key in expected} == expected and metadata["steps"] == 4
+    assert {key: metadata[key] for key in expected} == expected
+    assert (metadata["first_step"], metadata["steps"]) == (0, 4)
     assert sorted(p.name for p in trained.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert load_seem_config(trained / "training_config.yaml").max_train_steps == 4
 
@@ -132,13 +133,19 @@ def test_full_tuning_trains_the_base_network_too(trained, tiny):
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_resumed_run_ends_where_the_straight_run_does(trained, tiny):
+def test_resumed_run_starts_at_the_checkpoint_and_ends_where_the_straight_run_does(trained, tiny):
+    from sete_vsr.plugins.seem_model import load_seem_weights
+
     output_dir = trained.parent / "resumed"
     output_dir.mkdir()
     shutil.copytree(trained / "checkpoint-2", output_dir / "checkpoint-2")
     launch(output_dir, tiny, "max_train_steps=4", "checkpointing_steps=2", "resume_from_checkpoint=latest")
     straight, resumed = load_file(trained / WEIGHTS_NAME), load_file(output_dir / WEIGHTS_NAME)
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+    # it trained steps 3 and 4 only, from the checkpoint's weights (a fresh run would start at 0 and not equal it)
+    assert load_seem_weights(output_dir / WEIGHTS_NAME)[1]["first_step"] == 2
+    at_step_2 = load_file(trained / "checkpoint-2" / "model.safetensors")
+    assert not torch.equal(at_step_2["model.seem.forward_out.conv2.weight"], straight["seem.forward_out.conv2.weight"])
 
 
 @pytest.mark.slow
@@ -231,7 +238,7 @@ def test_bad_configs_are_one_line_errors(override, message, tiny, tmp_path, caps
 
 def test_training_clips_are_degraded_as_the_base_was_trained_and_leave_out_evaluation_clips(tmp_path):
     from sete_vsr.data.degradations import BD
-    from sete_vsr.plugins.train_seem import build_dataset
+    from sete_vsr.plugins.training import build_dataset
 
     hr = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     for clip in ("000", "020_s001", "calendar", "walk", "mine"):  # REDS4 (also as sub-image folders), Vid4, ours

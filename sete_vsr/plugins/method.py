@@ -119,7 +119,8 @@ class SemanticLensMethod(VSRMethod):
     ``load_method("basicvsr-vimeo-bi+semantic-lens")``: the official BasicVSR converted by
     :meth:`~sete_vsr.plugins.basicvsr_semantic_lens.BasicVSRSemanticLens.from_basicvsr` (blocks at identity, so the
     output is the base network's; the name says ``+semantic-lens-untrained``), or with ``semantic_lens_weights=FILE``
-    a network saved by :func:`~sete_vsr.plugins.basicvsr_semantic_lens.save_semantic_lens_weights`. The semantics
+    a network saved by :func:`~sete_vsr.plugins.basicvsr_semantic_lens.save_semantic_lens_weights` (the
+    ``semantic_lens_model.safetensors`` of :mod:`sete_vsr.plugins.train_semantic_lens`). The semantics
     (SAM2 image embeddings as the global and instance semantics, SAM2 point-grid masks as the instances; the paper's
     X-Decoder is not available, see :mod:`sete_vsr.plugins.semantic_lens`) come from transformers' ``Sam2Model``,
     made chunk by chunk at the LR size the network sees.

@@ -10,8 +10,9 @@
   included, so fully tuned models round-trip) as safetensors, with JSON metadata: ``format`` (``"sete-vsr-seem"``),
   ``base`` (registry name), ``arch`` and ``arch_kwargs`` (the base architecture), ``seem_kwargs``, ``tuning``
   (``"efficient"`` or ``"full"``), the mask prior it was trained with (``sam2``, ``mask_backend``,
-  ``points_per_side``), the ``degradation`` its LR was made with (``BI``/``BD``), ``steps`` and the training
-  ``config``. The file rebuilds the model without the base checkpoint.
+  ``points_per_side``), the ``degradation`` its LR was made with (``BI``/``BD``), ``first_step`` (0, or the
+  checkpoint step a resumed run started from), ``steps`` and the training ``config``. The file rebuilds the model
+  without the base checkpoint.
 """
 
 from __future__ import annotations
