@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-SD21_BASE = "stabilityai/stable-diffusion-2-1-base"
-SAM2_TINY = "facebook/sam2.1-hiera-tiny"
+from ..models.presets import SAM2_TINY, SD21_BASE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

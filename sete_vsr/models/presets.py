@@ -1,4 +1,4 @@
-"""Tiny components built in code, for tests and for ``sete-vsr init --preset tiny``.
+"""The pretrained models SeTe-VSR starts from, and tiny components built in code (tests, `init --preset tiny`).
 
 They have the real layouts (Stable Diffusion 2.1 U-Net, SAM2 Hiera image encoder) at toy widths, so every
 code path runs on a CPU in seconds; their random weights produce nothing meaningful.
@@ -7,6 +7,10 @@ code path runs on a CPU in seconds; their random weights produce nothing meaning
 from __future__ import annotations
 
 from typing import Any
+
+# The pretrained models SeTe-VSR starts from (paper Sec. IV-A): Stable Diffusion 2.1-base and SAM2's Hiera-tiny.
+SD21_BASE = "stabilityai/stable-diffusion-2-1-base"
+SAM2_TINY = "facebook/sam2.1-hiera-tiny"
 
 
 def tiny_unet2d(sample_size: int = 16):

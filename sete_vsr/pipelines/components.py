@@ -20,14 +20,12 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from .. import __version__
 from ..errors import SeteVSRError
-from ..models.presets import tiny_autoencoder_kl, tiny_sam2_vision_config, tiny_sete_unet_options, tiny_unet2d
+from ..models.presets import SAM2_TINY, SD21_BASE, tiny_autoencoder_kl, tiny_sam2_vision_config, tiny_sete_unet_options, tiny_unet2d
 from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
 from ..models.unet import SeTeUNetModel
 from .prompt import encode_prompt
 
-SD21_BASE = "stabilityai/stable-diffusion-2-1-base"
-SAM2_TINY = "facebook/sam2.1-hiera-tiny"
 # DDPM with Stable Diffusion 2.1's noise schedule (the base model's own scheduler config overrides these when loaded).
 SD21_SCHEDULER_CONFIG: dict[str, Any] = {
     "num_train_timesteps": 1000,

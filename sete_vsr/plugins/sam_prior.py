@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sete_vsr.errors import SeteVSRError
+from sete_vsr.models.presets import SAM2_TINY
 
 __all__ = [
     "DEFAULT_SAM2_MODEL",
@@ -47,7 +48,7 @@ __all__ = [
     "select_masks",
 ]
 
-DEFAULT_SAM2_MODEL = "facebook/sam2.1-hiera-tiny"
+DEFAULT_SAM2_MODEL = SAM2_TINY
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
