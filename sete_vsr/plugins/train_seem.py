@@ -38,7 +38,7 @@ trainer; this module inserts SEEM, chooses what trains and saves the SEEM model.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelerate.logging import get_logger
@@ -51,6 +51,7 @@ from sete_vsr.plugins.training import (
     make_accelerator,
     parameter_groups,
     prepare_run,
+    run_metadata,
     weight_dtype,
 )
 from sete_vsr.train.config import load_dataclass_config, run_config_entry
@@ -127,12 +128,10 @@ def train(config: SEEMTrainConfig) -> None:
 
     # 4. The SEEM model (every tensor, fp32) and what it is, for SEEMMethod.
     if accelerator.is_main_process:
-        metadata = {
-            "base": config.base, "arch": run.spec.arch, "arch_kwargs": run.arch_kwargs, "seem_kwargs": seem_kwargs,
-            "tuning": config.tuning, "sam2": sam2, "mask_backend": mask_backend,
-            "points_per_side": config.points_per_side, "degradation": run.spec.degradation_name,
-            "first_step": first_step, "steps": global_step, "config": asdict(config),
-        }  # fmt: skip
+        metadata = run_metadata(
+            config, run, sam2, first_step, global_step,
+            arch=run.spec.arch, arch_kwargs=run.arch_kwargs, seem_kwargs=seem_kwargs, mask_backend=mask_backend,
+        )  # fmt: skip
         path = save_seem_weights(model.model, Path(config.output_dir) / WEIGHTS_NAME, metadata)
         logger.info(f"saved the {config.base} + SEEM model to {path}")
     accelerator.end_training()

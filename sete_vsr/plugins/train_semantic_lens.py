@@ -25,7 +25,7 @@ The data, the loop, checkpoints and resuming are :mod:`sete_vsr.plugins.training
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from accelerate.logging import get_logger
@@ -38,6 +38,7 @@ from sete_vsr.plugins.training import (
     make_accelerator,
     parameter_groups,
     prepare_run,
+    run_metadata,
     weight_dtype,
 )
 from sete_vsr.train.config import load_dataclass_config, run_config_entry
@@ -119,11 +120,7 @@ def train(config: SemanticLensTrainConfig) -> None:
 
     # 4. The whole network (every tensor, fp32) and what it was trained with, for SemanticLensMethod.
     if accelerator.is_main_process:
-        metadata = {
-            "base": config.base, "sam2": sam2, "points_per_side": config.points_per_side,
-            "num_masks": config.num_masks, "tuning": config.tuning, "degradation": run.spec.degradation_name,
-            "first_step": first_step, "steps": global_step, "config": asdict(config),
-        }  # fmt: skip
+        metadata = run_metadata(config, run, sam2, first_step, global_step, num_masks=config.num_masks)
         path = save_semantic_lens_weights(model.model, Path(config.output_dir) / WEIGHTS_NAME, metadata)
         logger.info(f"saved the {config.base} + Semantic Lens network to {path}")
     accelerator.end_training()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -219,6 +219,15 @@ def prepare_run(config: PluginTrainConfig, archs: tuple[str, ...], blocks: str, 
     base = load_baseline_model(config.base, config.base_checkpoint, arch_kwargs)
     check_model_inputs(spec.arch, base, config)
     return Run(spec, base, arch_kwargs, dataset, resume_path)
+
+
+def run_metadata(config: PluginTrainConfig, run: Run, sam2: str, first_step: int, steps: int, **extra) -> dict:
+    """What a plug-in trainer writes beside its weights: the base, SAM2, tuning, degradation, steps and config."""
+    return {
+        "base": config.base, "sam2": sam2, "points_per_side": config.points_per_side, "tuning": config.tuning,
+        "degradation": run.spec.degradation_name, **extra,
+        "first_step": first_step, "steps": steps, "config": asdict(config),
+    }  # fmt: skip
 
 
 def make_accelerator(config: PluginTrainConfig) -> Accelerator:
