@@ -70,8 +70,14 @@ def test_accelerate_launch_two_processes_equals_one(shared, tmp_path, capfd):
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(_free_port()), "-m", "sete_vsr"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    run = subprocess.run([*launch, *common, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
-                         timeout=300)
+    # A known, not yet understood crash: in some launches a rank aborts at start-up ("terminate called without an
+    # active exception", SIGABRT) before it evaluates anything; the code at the start of stop 12 does it too (5 of 8
+    # launches in CI's environment). Only that crash is launched again, at most 4 times; any other failure fails.
+    for _ in range(4):
+        run = subprocess.run([*launch, *common, "--out", str(tmp_path / "two")], env=env, capture_output=True,
+                             text=True, timeout=300)
+        if run.returncode == 0 or "terminate called without an active exception" not in run.stderr:
+            break
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("**Table: vid4**") == 1  # only the main process reports
 
