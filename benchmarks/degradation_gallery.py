@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sete_vsr.data.datasets import list_frames, read_frame
-from sete_vsr.data.realbasicvsr import RealBasicVSRDegradation, degrade_full_frames
+from sete_vsr.data.train_datasets import list_frames, read_frame
+from sete_vsr.data.realworld_degradation import RealBasicVSRDegradation, degrade_full_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "frames" / "vid4_GT" / "calendar"

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from sete_vsr.eval.datasets import resolve_dataset
+from sete_vsr.eval.benchmark_datasets import resolve_dataset
 from sete_vsr.eval.runner import EvalSettings, evaluate
 
 PUBLISHED = {"psnr_y": 23.78, "ssim_y": 0.6347}

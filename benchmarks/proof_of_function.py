@@ -205,7 +205,7 @@ def make_posterior_deterministic(vae) -> None:
 @torch.no_grad()
 def reconstruction_psnr(vae, clips: Path, count: int = 4) -> float:
     """Mean Y-PSNR of the autoencoder's reconstruction of the first frames of each clip in ``clips``: its ceiling."""
-    from sete_vsr.data.datasets import list_frames, read_frame
+    from sete_vsr.data.train_datasets import list_frames, read_frame
     from sete_vsr.eval.metrics import build_metric
 
     psnr, scores = build_metric("psnr_y"), []
@@ -262,7 +262,7 @@ def accelerate_train(config: str, out: Path, pretrained: Path, output_dir: Path,
 
 def choose_steps(model: Path, val: Path, candidates: tuple[int, ...] = (1, 2)) -> dict:
     """The number of denoising steps with the best Y-PSNR on the held-out validation video (never Vid4)."""
-    from sete_vsr.data.datasets import list_frames, read_frame
+    from sete_vsr.data.train_datasets import list_frames, read_frame
     from sete_vsr.data.degradations import degrade
     from sete_vsr.eval.metrics import build_metric
     from sete_vsr.pipelines.pipeline import SeTeVSRPipeline

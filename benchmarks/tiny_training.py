@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from sete_vsr.data.datasets import FrameFolderDataset
+from sete_vsr.data.train_datasets import FrameFolderDataset
 from sete_vsr.pipelines.assemble import tiny_pipeline
 from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
 from sete_vsr.train.config import load_config

@@ -31,7 +31,7 @@ from .errors import SeteVSRError
 # `VSRMethod`.
 _METHODS: dict[str, tuple[str, dict]] = {
     "bicubic": ("sete_vsr.baselines.bicubic:BicubicUpsampler", {}),
-    "sete-vsr": ("sete_vsr.pipelines.method:SeTeVSRMethod", {}),
+    "sete-vsr": ("sete_vsr.pipelines.sete_method:SeTeVSRMethod", {}),
 }
 # the CNN baselines with official checkpoints (sete_vsr.baselines.registry.BASELINES)
 _BASELINE_NAMES = (
@@ -53,15 +53,15 @@ _BASELINE_NAMES = (
 _METHODS.update({name: ("sete_vsr.baselines.registry:load_baseline", {"name": name}) for name in _BASELINE_NAMES})
 # each baseline adapted to every clip before restoring it (test-time adaptation, paper 004)
 _METHODS.update(
-    {f"{name}+adapt": ("sete_vsr.adaptation.method:TestTimeAdaptedMethod", {"base": name}) for name in _BASELINE_NAMES}
+    {f"{name}+adapt": ("sete_vsr.adaptation.per_clip:TestTimeAdaptedMethod", {"base": name}) for name in _BASELINE_NAMES}
 )
 # a network adapted once and saved by `sete-vsr adapt --save-weights` (option weights=FILE)
-_METHODS["adapted"] = ("sete_vsr.adaptation.weights:load_adapted_method", {})
+_METHODS["adapted"] = ("sete_vsr.adaptation.saved_weights:load_adapted_method", {})
 # BasicVSR and EDVR with SEEM (paper 000); trained weights with option seem_weights=FILE from
 # `accelerate launch -m sete_vsr.plugins.train_seem`, untrained (equal to the base) without
 _METHODS.update(
     {
-        f"{name}+seem": ("sete_vsr.plugins.method:SEEMMethod", {"base": name})
+        f"{name}+seem": ("sete_vsr.plugins.plugin_methods:SEEMMethod", {"base": name})
         for name in _BASELINE_NAMES
         if name.startswith(("basicvsr-", "edvr-"))
     }
@@ -71,7 +71,7 @@ _METHODS.update(
 # untrained (equal to the base) without
 _METHODS.update(
     {
-        f"{name}+semantic-lens": ("sete_vsr.plugins.method:SemanticLensMethod", {"base": name})
+        f"{name}+semantic-lens": ("sete_vsr.plugins.plugin_methods:SemanticLensMethod", {"base": name})
         for name in _BASELINE_NAMES
         if name.startswith("basicvsr-")
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from sete_vsr.baselines.dcn import DCNv2Pack, SecondOrderDeformableAlignment
-from sete_vsr.baselines.flow import flow_warp
+from sete_vsr.baselines.flow_warp import flow_warp
 
 
 def bilinear_sample(img: torch.Tensor, y: float, x: float) -> torch.Tensor:

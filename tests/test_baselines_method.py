@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from sete_vsr.baselines.basicvsr import BasicVSR
 from sete_vsr.baselines.edvr import EDVR
-from sete_vsr.baselines.method import (
+from sete_vsr.baselines.runners import (
     RecurrentBaselineMethod,
     SlidingWindowBaselineMethod,
     chunk_ranges,

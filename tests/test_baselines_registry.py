@@ -87,7 +87,7 @@ def test_local_file_is_found_by_name_and_hash_checked(weights_env, shared):
 
 def test_weights_dir_and_its_architecture_subfolder_are_searched(weights_env, shared, tmp_path):
     """``sete-vsr eval --weights-dir shared/weights`` finds ``basicvsr/BasicVSR_Vimeo90K_BIx4.pth``."""
-    from sete_vsr.weights import set_weight_dirs
+    from sete_vsr.weight_dirs import set_weight_dirs
 
     official = shared("weights", "basicvsr", "BasicVSR_Vimeo90K_BIx4.pth")
     (tmp_path / "given" / "basicvsr").mkdir(parents=True)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from sete_vsr.data.datasets import (
+from sete_vsr.data.train_datasets import (
     REDS4_CLIPS,
     FrameFolderDataset,
     PairedFolderDataset,
@@ -20,7 +20,7 @@ from sete_vsr.data.datasets import (
     probe_video,
     read_video_frames,
 )
-from sete_vsr.data.realbasicvsr import RealBasicVSRConfig
+from sete_vsr.data.realworld_degradation import RealBasicVSRConfig
 from sete_vsr.errors import SeteVSRError
 
 
@@ -342,7 +342,7 @@ def test_trainer_builds_paired(paired_roots):
 
 
 def test_usm_gt_reaches_the_dataset(reds_root):
-    from sete_vsr.data.realbasicvsr import unsharp_mask
+    from sete_vsr.data.realworld_degradation import unsharp_mask
     from sete_vsr.train.data import build_train_dataset
 
     base = ["data.type=reds", f"data.root={reds_root}", "data.degradation=BI", "data.augment=false"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sete_vsr.data import kernels
-from sete_vsr.data.realbasicvsr import (
+from sete_vsr.data.realworld_degradation import (
     BlurParams,
     JPEGParams,
     NoiseParams,

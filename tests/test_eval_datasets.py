@@ -17,7 +17,7 @@ import pytest
 from sete_vsr.cli import main
 from sete_vsr.data.degradations import DESCRIPTIONS
 from sete_vsr.errors import SeteVSRError
-from sete_vsr.eval.datasets import clip_seed, load_pair, resolve_dataset, write_frames
+from sete_vsr.eval.benchmark_datasets import clip_seed, load_pair, resolve_dataset, write_frames
 from sete_vsr.eval.report import markdown_table
 from sete_vsr.eval.runner import EvalSettings, evaluate
 from sete_vsr.methods import VSRMethod

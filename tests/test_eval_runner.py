@@ -10,7 +10,7 @@ import pytest
 
 from sete_vsr.cli import main
 from sete_vsr.errors import SeteVSRError
-from sete_vsr.eval.datasets import resolve_dataset, write_frames
+from sete_vsr.eval.benchmark_datasets import resolve_dataset, write_frames
 from sete_vsr.eval.report import ranks, write_reports
 from sete_vsr.eval.runner import EvalSettings, evaluate
 from sete_vsr.methods import VSRMethod

@@ -33,7 +33,7 @@ def crop() -> tuple[np.ndarray, np.ndarray]:
     Walk is the clip on which `benchmarks/proof_of_function.py` measured the largest margin over bicubic (26.72
     against 26.10 dB over the whole clip; on city the margin is 0.05 dB, too small for a 4-frame crop to show).
     """
-    from sete_vsr.data.datasets import list_frames, read_frame
+    from sete_vsr.data.train_datasets import list_frames, read_frame
     from sete_vsr.data.degradations import degrade
 
     frames = list_frames(shared_path("data", "frames", "vid4_GT", "walk"))[:4]

@@ -11,7 +11,7 @@ from sete_vsr.errors import SeteVSRError
 
 
 def _read(folder, count):
-    from sete_vsr.eval.datasets import read_frames
+    from sete_vsr.eval.benchmark_datasets import read_frames
 
     return read_frames(folder, count)
 

@@ -30,7 +30,7 @@ def spy_unet(unet) -> tuple[list[dict[str, torch.Tensor]], torch.utils.hooks.Rem
 
 def test_a_training_crop_is_conditioned_in_the_pipeline_bit_for_bit(pipe, tmp_path):
     """One 64-pixel HR crop (16-pixel LR): the U-Net gets the same LR latents and semantic embeddings in both paths."""
-    from sete_vsr.data.datasets import FrameFolderDataset
+    from sete_vsr.data.train_datasets import FrameFolderDataset
     from sete_vsr.data.degradations import degrade
     from sete_vsr.train.data import collate_clips, to_uint8
     from sete_vsr.train.loop import diffusion_loss

@@ -14,7 +14,7 @@ from sete_vsr import methods
 from sete_vsr.cli import main
 from sete_vsr.commands.eval import _method_options
 from sete_vsr.errors import SeteVSRError
-from sete_vsr.eval.datasets import resolve_dataset, write_frames
+from sete_vsr.eval.benchmark_datasets import resolve_dataset, write_frames
 from sete_vsr.eval.report import write_reports
 from sete_vsr.eval.runner import EvalSettings, evaluate
 from sete_vsr.methods import VSRMethod, load_method, method_options

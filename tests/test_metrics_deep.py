@@ -45,7 +45,7 @@ def test_tlp_zero_for_identical_videos(fake_alexnet):
 
 
 def test_lpips_skips_with_locations_when_backbone_missing(tmp_path, monkeypatch):
-    from sete_vsr import weights
+    from sete_vsr import weight_dirs as weights
 
     monkeypatch.setenv("SETE_VSR_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

@@ -169,7 +169,7 @@ def test_mismatching_checkpoint_names_the_keys(tmp_path, random_state):
 
 
 def test_missing_weights_are_reported_as_skipped(tmp_path, monkeypatch):
-    from sete_vsr import weights
+    from sete_vsr import weight_dirs as weights
 
     monkeypatch.setenv("SETE_VSR_WEIGHTS", str(tmp_path))
     monkeypatch.delenv("SETE_VSR_SHARED", raising=False)
@@ -182,7 +182,7 @@ def test_missing_weights_are_reported_as_skipped(tmp_path, monkeypatch):
 
 
 def test_weights_dir_is_searched(weights_dir, monkeypatch):
-    from sete_vsr import weights
+    from sete_vsr import weight_dirs as weights
 
     monkeypatch.delenv("SETE_VSR_WEIGHTS", raising=False)
     monkeypatch.setattr(weights, "_EXTRA_DIRS", [])

@@ -17,7 +17,7 @@ def metric_dir(shared, monkeypatch):
 
 
 def _frame(shared, clip):
-    from sete_vsr.eval.datasets import read_frames
+    from sete_vsr.eval.benchmark_datasets import read_frames
 
     return read_frames(shared("data", "frames", "vid4_GT", clip), 1)
 
@@ -67,7 +67,7 @@ def test_recorded_values(shared, metric_dir, name, clip):
 
 
 def test_missing_model_files_say_where_they_looked(tmp_path, monkeypatch):
-    from sete_vsr import weights
+    from sete_vsr import weight_dirs as weights
 
     monkeypatch.setenv("SETE_VSR_WEIGHTS", str(tmp_path))
     monkeypatch.delenv("SETE_VSR_SHARED", raising=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sete_vsr.eval.metrics import build_metric
-from sete_vsr.eval.metrics.flow import register_flow_backend, warp
+from sete_vsr.eval.metrics.flow_backends import register_flow_backend, warp
 from sete_vsr.eval.metrics.temporal import crop_8x8, occlusion_mask, warping_errors
 
 
@@ -74,7 +74,7 @@ def test_raft_backend_follows_the_protocol(tmp_path, monkeypatch):
     import torch
     import torchvision.models.optical_flow as optical_flow
 
-    from sete_vsr.weights import WeightsUnavailable
+    from sete_vsr.weight_dirs import WeightsUnavailable
 
     monkeypatch.setenv("SETE_VSR_WEIGHTS", str(tmp_path))
     torch.manual_seed(0)

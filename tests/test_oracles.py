@@ -97,7 +97,7 @@ def niqe_metric():
     from conftest import shared_path
 
     from sete_vsr.eval.metrics.niqe import NIQE
-    from sete_vsr.weights import set_weight_dirs, weight_dirs
+    from sete_vsr.weight_dirs import set_weight_dirs, weight_dirs
 
     saved = weight_dirs()
     set_weight_dirs([shared_path("metrics")])
@@ -213,7 +213,7 @@ def test_brisque_matches_opencv_quality_module(crops):
         pytest.skip("oracle opencv-contrib-python-headless not installed (cv2.quality missing)")
     from conftest import shared_path
     from sete_vsr.eval.metrics.brisque import BRISQUE, brisque_features
-    from sete_vsr.weights import set_weight_dirs, weight_dirs
+    from sete_vsr.weight_dirs import set_weight_dirs, weight_dirs
 
     saved = weight_dirs()
     set_weight_dirs([shared_path("metrics")])
@@ -411,7 +411,7 @@ def test_realbasicvsr_kernels_match_basicsr():
 
 def test_realbasicvsr_noise_matches_basicsr_with_the_same_draws(crops):
     degradations = pytest.importorskip("basicsr.data.degradations", reason="oracle basicsr-fixed not installed")
-    from sete_vsr.data import realbasicvsr
+    from sete_vsr.data import realworld_degradation as realbasicvsr
 
     img = crops["walk"][:64, :96]
     for gray in (False, True):
@@ -604,7 +604,7 @@ def _lai_warping_error(f0, f1, fw, bw):
 def test_ewarp_matches_a_plain_lai_recomputation(shared):
     import cv2
 
-    from sete_vsr.eval.metrics.flow import dis_backend
+    from sete_vsr.eval.metrics.flow_backends import dis_backend
     from sete_vsr.eval.metrics.temporal import WarpingError
 
     frames = np.stack([_read(shared, "vid4_GT", "walk", i)[100:292, 200:456] for i in range(3)])

@@ -82,7 +82,7 @@ def test_trained_weights_load_name_the_method_and_change_the_output(tiny):
 
 
 def test_semantic_lens_method_errors(tiny):
-    from sete_vsr.plugins.method import SemanticLensMethod
+    from sete_vsr.plugins.plugin_methods import SemanticLensMethod
 
     with pytest.raises(SeteVSRError, match="BasicVSR only"):
         SemanticLensMethod("edvr-m-reds")

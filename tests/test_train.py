@@ -329,7 +329,7 @@ def test_vae_stage_changes_only_the_decoder_temporal_layers(stage2, vae_stage):
 @pytest.mark.slow
 @pytest.mark.shared
 def test_final_pipeline_loads_and_upscales_a_real_clip(vae_stage, frames):
-    from sete_vsr.data.datasets import list_frames, read_frame
+    from sete_vsr.data.train_datasets import list_frames, read_frame
     from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
 
     pipe = SeTeVSRPipeline.from_pretrained(vae_stage)

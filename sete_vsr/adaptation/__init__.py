@@ -19,9 +19,9 @@ _EXPORTS = {
     "adapt": ".self_supervised",
     "adapt_module": ".self_supervised",
     "distill": ".distillation",
-    "load_adapted_method": ".weights",
-    "load_adapted_model": ".weights",
-    "save_adapted_weights": ".weights",
+    "load_adapted_method": ".saved_weights",
+    "load_adapted_model": ".saved_weights",
+    "save_adapted_weights": ".saved_weights",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -61,7 +61,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..baselines.method import frame_window_indices
+from ..baselines.runners import frame_window_indices
 from ..data.degradations import BI, SCALE, Downscaling
 from ..data.imresize import imresize
 from ..errors import SeteVSRError
@@ -319,7 +319,7 @@ def as_method(method_or_module, device: str | torch.device | None = None, name: 
         device: device of a wrapped bare module.
         name: name of a wrapped bare module.
     """
-    from ..baselines.method import RecurrentBaselineMethod, SlidingWindowBaselineMethod
+    from ..baselines.runners import RecurrentBaselineMethod, SlidingWindowBaselineMethod
 
     if isinstance(method_or_module, nn.Module):
         wrapper = SlidingWindowBaselineMethod if is_sliding_window(method_or_module) else RecurrentBaselineMethod

@@ -16,15 +16,15 @@ _EXPORTS: dict[str, str] = {
     "EDVR": ".edvr",
     "DCNv2Pack": ".dcn",
     "SecondOrderDeformableAlignment": ".dcn",
-    "flow_warp": ".flow",
+    "flow_warp": ".flow_warp",
     "BASELINES": ".registry",
     "load_baseline": ".registry",
     "load_baseline_model": ".registry",
     "load_checkpoint": ".checkpoints",
     "mmagic_to_basicsr": ".checkpoints",
     "basicsr_to_mmagic": ".checkpoints",
-    "RecurrentBaselineMethod": ".method",
-    "SlidingWindowBaselineMethod": ".method",
+    "RecurrentBaselineMethod": ".runners",
+    "SlidingWindowBaselineMethod": ".runners",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .blocks import ConvResidualBlocks, UpsampleX4Mixin
-from .flow import flow_warp
+from .flow_warp import flow_warp
 from .spynet import SpyNet
 
 

@@ -8,7 +8,7 @@ from torch import nn
 from .basicvsr import compute_flows
 from .blocks import ConvResidualBlocks, UpsampleX4Mixin
 from .dcn import SecondOrderDeformableAlignment
-from .flow import flow_warp
+from .flow_warp import flow_warp
 from .spynet import SpyNet
 
 PROPAGATION_ORDER = ("backward_1", "forward_1", "backward_2", "forward_2")
@@ -20,7 +20,7 @@ class BasicVSRPlusPlus(UpsampleX4Mixin, nn.Module):
     Unlike BasicSR's class, ``deform_align`` always exists (BasicSR drops it when CUDA
     is absent), so official checkpoints load strictly on CPU. The high-resolution-input
     variant (``is_low_res_input=False``) and mmagic's ``cpu_cache`` are left out: long clips
-    are bounded by the chunks of :class:`~sete_vsr.baselines.method.RecurrentBaselineMethod`.
+    are bounded by the chunks of :class:`~sete_vsr.baselines.runners.RecurrentBaselineMethod`.
     ``forward``: ``(N, T, 3, H, W)`` RGB in [0, 1], ``H, W >= 64`` -> ``(N, T, 3, 4H, 4W)``.
     """
 

@@ -3,7 +3,7 @@
 A checkpoint is looked for, in order:
 
 1. the path given as ``checkpoint=`` (used as is, no hash check: it may be your own fine-tune);
-2. the weight folders of :func:`sete_vsr.weights.weight_dirs` (``sete-vsr eval --weights-dir``,
+2. the weight folders of :func:`sete_vsr.weight_dirs.weight_dirs` (``sete-vsr eval --weights-dir``,
    ``$SETE_VSR_WEIGHTS``, ``$SETE_VSR_SHARED/weights``, ...), each directly or in a subfolder named after the
    architecture (``basicvsr/``, ``edvr/``, ...), under the official file name or the same name without its
    ``-<sha256 prefix>`` suffix (e.g. ``weights/basicvsr/BasicVSR_Vimeo90K_BIx4.pth``);
@@ -25,7 +25,7 @@ from torch import nn
 
 from ..data.degradations import BD, BI, Downscaling
 from ..errors import SeteVSRError
-from ..weights import weight_dirs
+from ..weight_dirs import weight_dirs
 
 _GDRIVE = "https://drive.google.com/uc?export=download&confirm=t&id={}"
 _OPENMMLAB = "https://download.openmmlab.com/mmediting/restorers/{}"
@@ -272,7 +272,7 @@ def load_baseline(name: str, checkpoint: str | os.PathLike | None = None, **opti
         **options: passed to the method wrapper (``device``, ``chunk_length``, ``chunk_overlap``,
             ``progress``; EDVR: ``padding``, ``batch_size``).
     """
-    from .method import RecurrentBaselineMethod, SlidingWindowBaselineMethod
+    from .runners import RecurrentBaselineMethod, SlidingWindowBaselineMethod
 
     spec = get_spec(name)
     model = load_baseline_model(name, checkpoint)
@@ -282,7 +282,7 @@ def load_baseline(name: str, checkpoint: str | os.PathLike | None = None, **opti
 
 def _baseline_options(name: str) -> frozenset[str]:
     """What ``load_baseline(name, ...)`` accepts: ``checkpoint`` and its wrapper's options."""
-    from .method import wrapper_options
+    from .runners import wrapper_options
 
     return frozenset({"checkpoint"}) | wrapper_options(get_spec(name).arch)
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import SeteVSRError
-from .flow import flow_warp
+from .flow_warp import flow_warp
 
 
 class SpyNetBasicModule(nn.Module):

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..adaptation.self_supervised import AdaptationConfig, line5_downscaling
-    from ..adaptation.weights import load_adapted_method, read_adapted_weights, save_adapted_weights
+    from ..adaptation.saved_weights import load_adapted_method, read_adapted_weights, save_adapted_weights
     from ..baselines.registry import BASELINES
     from ..data.video_io import open_writer, read_video
     from ..errors import SeteVSRError

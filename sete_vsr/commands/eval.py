@@ -107,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import SeteVSRError
-    from ..eval.datasets import resolve_dataset
+    from ..eval.benchmark_datasets import resolve_dataset
     from ..eval.metrics import available_metrics
     from ..eval.report import write_reports
     from ..eval.runner import EvalSettings, evaluate
-    from ..weights import set_weight_dirs
+    from ..weight_dirs import set_weight_dirs
     from ..methods import available_methods, is_method
 
     methods = _csv(args.methods)

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 def _upscale_with_model(args: argparse.Namespace, reader, writer) -> None:
     import torch
 
-    from ..pipelines.method import load_pipeline
+    from ..pipelines.sete_method import load_pipeline
 
     if args.no_progress:  # also the loading bars of diffusers and transformers
         import diffusers.utils.logging
@@ -115,7 +115,7 @@ def _upscale_with_method(args: argparse.Namespace, reader, writer) -> None:
     """Run a :class:`~sete_vsr.methods.VSRMethod` on chunks of the clip with context frames, writing each chunk."""
     import numpy as np
 
-    from ..baselines.method import chunk_ranges
+    from ..baselines.runners import chunk_ranges
     from ..methods import load_method, taken_options
 
     runtime = {"progress": not args.no_progress, "device": args.device}

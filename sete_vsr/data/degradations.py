@@ -10,7 +10,7 @@
   replicate borders give 57.1 dB with truncation and 51.2 dB with rounding,
   reflect-101 48.4 dB). The result is rounded to uint8.
 * **realbasicvsr**: the RealBasicVSR second-order degradation on full frames
-  (PROTOCOLS.md 1.6), implemented in :mod:`sete_vsr.data.realbasicvsr` and
+  (PROTOCOLS.md 1.6), implemented in :mod:`sete_vsr.data.realworld_degradation` and
   imported only when asked for.
 
 :func:`degrade` is the one entry point: ``degrade(frames, "BI" | "BD" | "realbasicvsr", seed)``.
@@ -142,7 +142,7 @@ BD = Downscaling("gaussian", sigma=1.6, size=13)
 def _realbasicvsr(frames: np.ndarray, seed: int) -> np.ndarray:
     """Lazy hook: the RealBasicVSR degradation lives in its own module."""
     try:
-        module = importlib.import_module("sete_vsr.data.realbasicvsr")
+        module = importlib.import_module("sete_vsr.data.realworld_degradation")
     except ImportError as err:
         raise SeteVSRError(f"the realbasicvsr degradation is not available: {err}") from err
     return module.degrade_full_frames(frames, seed=seed, scale=SCALE)
@@ -193,7 +193,7 @@ def frames_digest(frames: np.ndarray) -> str:
 
 
 # The modules whose code makes degraded frames; with the versions of the libraries they call, they key caches.
-_SOURCE_FILES = ("degradations.py", "imresize.py", "kernels.py", "realbasicvsr.py")
+_SOURCE_FILES = ("degradations.py", "imresize.py", "kernels.py", "realworld_degradation.py")
 _LIBRARIES = ("numpy", "scipy", "opencv-python-headless", "av")
 
 
@@ -202,7 +202,7 @@ def fingerprint(name: str) -> str:
 
     Caches of degraded frames are keyed on it, so a change to ``imresize``, a kernel or a noise model is never scored
     on frames the old code made. (It hashes the code rather than an output: the ``realbasicvsr`` degradation is not
-    bit-reproducible from call to call, see ``sete_vsr.data.realbasicvsr``.)
+    bit-reproducible from call to call, see ``sete_vsr.data.realworld_degradation``.)
     """
     from importlib.metadata import PackageNotFoundError, version
 

@@ -51,7 +51,7 @@ def precompute(
     """Write the cache of ``dataset`` to ``out_dir`` and return the folder.
 
     Args:
-        dataset: items following the :mod:`sete_vsr.data.datasets` contract (a dict
+        dataset: items following the :mod:`sete_vsr.data.train_datasets` contract (a dict
             with tensors, ``"clip"`` and ``"start"``).
         encoders: ``name -> callable(item) -> tensor``, run under ``torch.no_grad()``;
             outputs are stored on the CPU, contiguous, in their own dtype.

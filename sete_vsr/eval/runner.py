@@ -54,7 +54,7 @@ import numpy as np
 from ..errors import SeteVSRError
 from ..options import default_device
 from ..data.degradations import frames_digest
-from .datasets import EvalDataset, cached_frames, load_pair, write_frames
+from .benchmark_datasets import EvalDataset, cached_frames, load_pair, write_frames
 from .metrics import Metric, WeightsUnavailable, build_metric, canonical_metric_name
 
 

@@ -11,7 +11,7 @@ _EXPORTS: dict[str, str] = {
     "color_correct": ".color",
     "wavelet_color_fix": ".color",
     "adain_color_fix": ".color",
-    "SeTeVSRMethod": ".method",
+    "SeTeVSRMethod": ".sete_method",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sete_vsr.baselines.basicvsr import BasicVSR, compute_flows
-from sete_vsr.baselines.flow import flow_warp
-from sete_vsr.plugins.sam_prior import FeatureCombination
-from sete_vsr.plugins.seem import SEEM
+from ..baselines.basicvsr import BasicVSR, compute_flows
+from ..baselines.flow_warp import flow_warp
+from .sam_prior import FeatureCombination
+from .seem import SEEM
 
 __all__ = ["BasicVSRSEEM"]
 

@@ -49,9 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sete_vsr.baselines.basicvsr import BasicVSR, compute_flows
-from sete_vsr.baselines.flow import flow_warp
-from sete_vsr.plugins.semantic_lens import (
+from ..baselines.basicvsr import BasicVSR, compute_flows
+from ..baselines.flow_warp import flow_warp
+from .semantic_lens import (
     IMAGE,
     SPACE,
     associate_masks,
@@ -233,7 +233,7 @@ def save_semantic_lens_weights(model: BasicVSRSemanticLens, path, metadata: dict
     ``sam2``, ``points_per_side``, ``num_masks``; ``format``, ``arch_kwargs`` and ``semantic_lens_kwargs`` are added.
     Written under a temporary name and renamed, so never partial. Returns the path.
     """
-    from sete_vsr.baselines.checkpoints import save_weights_file
+    from ..baselines.checkpoints import save_weights_file
 
     sizes = {
         "arch_kwargs": {"num_feat": model.num_feat, "num_block": len(model.forward_trunk.main[2])},
@@ -250,7 +250,7 @@ def load_semantic_lens_weights(path) -> tuple[BasicVSRSemanticLens, dict]:
     Raises:
         SeteVSRError: a missing or unreadable file, one without the format metadata, or tensors that do not fit.
     """
-    from sete_vsr.baselines.checkpoints import load_state_dict_strict, read_weights_file
+    from ..baselines.checkpoints import load_state_dict_strict, read_weights_file
 
     state_dict, metadata = read_weights_file(path, FORMAT, "Semantic Lens weights")
     model = BasicVSRSemanticLens(**metadata["arch_kwargs"], **metadata["semantic_lens_kwargs"])

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sete_vsr.baselines.edvr import EDVR
-from sete_vsr.plugins.sam_prior import FeatureCombination
-from sete_vsr.plugins.seem import SEEM
+from ..baselines.edvr import EDVR
+from .sam_prior import FeatureCombination
+from .seem import SEEM
 
 __all__ = ["EDVRSEEM"]
 

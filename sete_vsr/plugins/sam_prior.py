@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sete_vsr.errors import SeteVSRError
-from sete_vsr.models.presets import SAM2_TINY
+from ..errors import SeteVSRError
+from ..models.presets import SAM2_TINY
 
 __all__ = [
     "DEFAULT_SAM2_MODEL",

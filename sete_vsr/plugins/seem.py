@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from sete_vsr.plugins.sam_prior import FeatureCombination
+from .sam_prior import FeatureCombination
 
 __all__ = ["SEEM", "ChannelAttention", "freeze_all_but_seem", "seem_parameters"]
 

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sete_vsr.errors import SeteVSRError
-from sete_vsr.plugins.sam_prior import MaskGenerator
+from ..errors import SeteVSRError
+from .sam_prior import MaskGenerator
 
 __all__ = ["FORMAT", "SEEM_ARCHS", "SEEMWithMasks", "attach_seem", "load_seem_weights", "save_seem_weights"]
 
@@ -40,11 +40,11 @@ def attach_seem(base: nn.Module, arch: str, **seem_kwargs) -> nn.Module:
     ``EDVRSEEM.from_edvr`` (``num_masks``, ``sam_channels``).
     """
     if arch == "basicvsr":
-        from sete_vsr.plugins.basicvsr_seem import BasicVSRSEEM
+        from .basicvsr_seem import BasicVSRSEEM
 
         return BasicVSRSEEM.from_basicvsr(base, **seem_kwargs)
     if arch == "edvr":
-        from sete_vsr.plugins.edvr_seem import EDVRSEEM
+        from .edvr_seem import EDVRSEEM
 
         return EDVRSEEM.from_edvr(base, **seem_kwargs)
     raise SeteVSRError(f"SEEM is implemented for the {' and '.join(SEEM_ARCHS)} architectures, not {arch!r}")
@@ -64,7 +64,7 @@ class SEEMWithMasks(nn.Module):
 
     def __init__(self, model: nn.Module, mask_generator: MaskGenerator) -> None:
         super().__init__()
-        from sete_vsr.plugins.edvr_seem import EDVRSEEM
+        from .edvr_seem import EDVRSEEM
 
         self.model = model
         self.mask_generator = mask_generator
@@ -86,7 +86,7 @@ def save_seem_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[
 
     The file is written under a temporary name and renamed, so it is never partial. Returns ``path``.
     """
-    from sete_vsr.baselines.checkpoints import save_weights_file
+    from ..baselines.checkpoints import save_weights_file
 
     return save_weights_file(model, path, metadata, FORMAT)
 
@@ -98,8 +98,8 @@ def load_seem_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any
         SeteVSRError: a missing or unreadable file, one not written by :func:`save_seem_weights`, or tensors that
             do not fit the architecture its metadata names.
     """
-    from sete_vsr.baselines.checkpoints import load_state_dict_strict, read_weights_file
-    from sete_vsr.baselines.registry import build_architecture
+    from ..baselines.checkpoints import load_state_dict_strict, read_weights_file
+    from ..baselines.registry import build_architecture
 
     state_dict, metadata = read_weights_file(path, FORMAT, "SEEM weights")
     base = build_architecture(metadata["arch"], **metadata["arch_kwargs"])

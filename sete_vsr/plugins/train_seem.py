@@ -43,8 +43,8 @@ from pathlib import Path
 
 from accelerate.logging import get_logger
 
-from sete_vsr.errors import SeteVSRError
-from sete_vsr.plugins.training import (
+from ..errors import SeteVSRError
+from .training import (
     PluginTrainConfig,
     check_config,
     fit,
@@ -54,7 +54,7 @@ from sete_vsr.plugins.training import (
     run_metadata,
     weight_dtype,
 )
-from sete_vsr.train.config import load_dataclass_config, run_config_entry
+from ..train.config import load_dataclass_config, run_config_entry
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -97,9 +97,9 @@ def load_seem_config(path: str | Path | None, overrides: list[str] = ()) -> SEEM
 
 def train(config: SEEMTrainConfig) -> None:
     """Fine-tune ``config.base`` with SEEM and save ``seem_model.safetensors`` in ``config.output_dir``."""
-    from sete_vsr.plugins.sam_prior import Sam2PackageMasks, load_mask_generator
-    from sete_vsr.plugins.seem import seem_parameters
-    from sete_vsr.plugins.seem_model import SEEM_ARCHS, SEEMWithMasks, attach_seem, save_seem_weights
+    from .sam_prior import Sam2PackageMasks, load_mask_generator
+    from .seem import seem_parameters
+    from .seem_model import SEEM_ARCHS, SEEMWithMasks, attach_seem, save_seem_weights
 
     # 1. Everything that can be wrong with the inputs is checked before SAM2 is loaded and training starts.
     run = prepare_run(config, SEEM_ARCHS, "SEEM", RESUME_KEYS)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from accelerate.logging import get_logger
 
-from sete_vsr.errors import SeteVSRError
-from sete_vsr.plugins.training import (
+from ..errors import SeteVSRError
+from .training import (
     PluginTrainConfig,
     check_config,
     fit,
@@ -41,7 +41,7 @@ from sete_vsr.plugins.training import (
     run_metadata,
     weight_dtype,
 )
-from sete_vsr.train.config import load_dataclass_config, run_config_entry
+from ..train.config import load_dataclass_config, run_config_entry
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -82,13 +82,13 @@ def load_semantic_lens_config(path: str | Path | None, overrides: list[str] = ()
 
 def train(config: SemanticLensTrainConfig) -> None:
     """Fine-tune ``config.base`` with the Semantic Lens blocks and save ``semantic_lens_model.safetensors``."""
-    from sete_vsr.plugins.basicvsr_semantic_lens import (
+    from .basicvsr_semantic_lens import (
         BasicVSRSemanticLens,
         SemanticLensWithSAM2,
         save_semantic_lens_weights,
     )
-    from sete_vsr.plugins.sam_prior import Sam2PointGridMasks, _unavailable_weights_message
-    from sete_vsr.plugins.semantic_lens import semantic_lens_parameters
+    from .sam_prior import Sam2PointGridMasks, _unavailable_weights_message
+    from .semantic_lens import semantic_lens_parameters
 
     # 1. Everything that can be wrong with the inputs is checked before SAM2 is loaded and training starts.
     run = prepare_run(config, ("basicvsr",), "Semantic Lens", RESUME_KEYS)

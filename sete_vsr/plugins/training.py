@@ -27,15 +27,15 @@ from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from sete_vsr.data.degradations import Downscaling
-from sete_vsr.errors import SeteVSRError
-from sete_vsr.plugins.sam_prior import DEFAULT_SAM2_MODEL
-from sete_vsr.train.checkpoints import CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint
-from sete_vsr.train.config import config_to_dict, save_config
-from sete_vsr.train.data import collate_clips
+from ..data.degradations import Downscaling
+from ..errors import SeteVSRError
+from .sam_prior import DEFAULT_SAM2_MODEL
+from ..train.checkpoints import CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint
+from ..train.config import config_to_dict, save_config
+from ..train.data import collate_clips
 
 if TYPE_CHECKING:
-    from sete_vsr.baselines.registry import BaselineSpec
+    from ..baselines.registry import BaselineSpec
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -44,12 +44,12 @@ TUNINGS = ("efficient", "full")
 
 @dataclass
 class PluginDataConfig:
-    """HR training clips, cut and augmented by :class:`~sete_vsr.data.datasets.FrameFolderDataset`.
+    """HR training clips, cut and augmented by :class:`~sete_vsr.data.train_datasets.FrameFolderDataset`.
 
     Attributes:
         root: folder of clip folders of HR frames, ``root/<clip>/<frame>.png`` (e.g. REDS ``train_sharp``).
         exclude: clip names left out; ``null``: the evaluation clips, REDS4 (000, 011, 015, 020) and Vid4
-            (calendar, city, foliage, walk), :data:`~sete_vsr.data.datasets.EVALUATION_CLIPS`.
+            (calendar, city, foliage, walk), :data:`~sete_vsr.data.train_datasets.EVALUATION_CLIPS`.
         num_frames: consecutive frames per clip; EDVR needs its ``num_frame``.
         patch_size: HR crop side, a multiple of 4; the LR patch is a quarter of it (64 x 64 in both papers).
         augment: random horizontal/vertical flips and transposes of whole clips.
@@ -157,7 +157,7 @@ def build_dataset(config: PluginTrainConfig, degradation: Downscaling):
     Raises:
         SeteVSRError: no ``data.root``, a missing folder, or no usable clip in it.
     """
-    from sete_vsr.data.datasets import EVALUATION_CLIPS, FrameFolderDataset
+    from ..data.train_datasets import EVALUATION_CLIPS, FrameFolderDataset
 
     data = config.data
     if data.root is None:
@@ -208,7 +208,7 @@ def prepare_run(config: PluginTrainConfig, archs: tuple[str, ...], blocks: str, 
         SeteVSRError: an unknown base or one of another architecture, bad data, a checkpoint of another run, or
             patches the base cannot take.
     """
-    from sete_vsr.baselines.registry import get_spec, load_baseline_model
+    from ..baselines.registry import get_spec, load_baseline_model
 
     spec = get_spec(config.base)
     if spec.arch not in archs:

@@ -62,7 +62,7 @@ def build_train_dataset(config: TrainConfig, use_cache: bool = True):
     Raises:
         SeteVSRError: no ``data.root``, a missing folder, no usable clip in it, or a cache that does not match.
     """
-    from ..data.datasets import REDS4_CLIPS, FrameFolderDataset, PairedFolderDataset, REDSDataset, VideoFolderDataset
+    from ..data.train_datasets import REDS4_CLIPS, FrameFolderDataset, PairedFolderDataset, REDSDataset, VideoFolderDataset
 
     data = config.data
     if use_cache and data.cache_dir is not None:
@@ -86,7 +86,7 @@ def build_train_dataset(config: TrainConfig, use_cache: bool = True):
 
 def load_validation_clip(config: TrainConfig) -> dict[str, Any] | None:
     """The fixed validation item (``"hr"``/``"lr"`` `(F, 3, H, W)` in [-1, 1]); ``None`` without ``validation.root``."""
-    from ..data.datasets import FrameFolderDataset
+    from ..data.train_datasets import FrameFolderDataset
 
     validation = config.validation
     if validation.root is None:

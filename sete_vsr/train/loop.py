@@ -188,7 +188,7 @@ def vae_loss(
 def load_lpips(device: torch.device):
     """The LPIPS network of :mod:`sete_vsr.eval.metrics.deep`, or ``None`` (logged) when its weights are missing."""
     from ..eval.metrics.deep import ALEXNET_FILES, LPIPS_HEAD_FILES, build_lpips_net
-    from ..weights import WeightsUnavailable, find_weight
+    from ..weight_dirs import WeightsUnavailable, find_weight
 
     try:
         backbone, head = find_weight(*ALEXNET_FILES), find_weight(*LPIPS_HEAD_FILES)

@@ -3,7 +3,7 @@
 ``build_metric(name, **options)`` returns a :class:`~.base.Metric` whose
 ``info`` declares direction, kind, scope, input convention and implementation.
 Modules are imported only when their metric is asked for. A metric whose files
-are missing raises :class:`~sete_vsr.weights.WeightsUnavailable`; the
+are missing raises :class:`~sete_vsr.weight_dirs.WeightsUnavailable`; the
 runner reports it as ``skipped: ...`` and goes on.
 
 ==============  =====  ==================================================
@@ -33,7 +33,7 @@ from __future__ import annotations
 import importlib
 
 from ...errors import SeteVSRError
-from ...weights import WeightsUnavailable
+from ...weight_dirs import WeightsUnavailable
 from .base import Metric, MetricInfo
 
 # name -> ("module:factory" relative to this package, preset keyword arguments)

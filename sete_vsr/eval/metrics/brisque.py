@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...weights import find_weight
+from ...weight_dirs import find_weight
 from .base import Metric, MetricInfo, check_frames
 from .nss import aggd_fit, aggd_mean
 

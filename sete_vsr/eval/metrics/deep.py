@@ -1,7 +1,7 @@
 """LPIPS (AlexNet, v0.1) and DISTS, own PyTorch implementations on torchvision backbones.
 
 Neither metric ships its ImageNet backbone; both are looked up offline through
-:mod:`sete_vsr.weights` and report ``skipped: weights unavailable (...)``
+:mod:`sete_vsr.weight_dirs` and report ``skipped: weights unavailable (...)``
 when absent.
 
 LPIPS (Zhang et al. 2018, v0.1, AlexNet), the convention of pyiqa ``lpips`` and
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...weights import find_weight
+from ...weight_dirs import find_weight
 from .base import Metric, MetricInfo, check_frames
 
 ALEXNET_FILES = ("alexnet-owt-7be5be79.pth", "torchvision/alexnet-owt-7be5be79.pth")

@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import SeteVSRError
-from ...weights import find_weight
+from ...weight_dirs import find_weight
 from .base import Metric, MetricInfo, check_frames
 from .external import dover_fusion
 

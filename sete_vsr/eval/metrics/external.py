@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ...weights import WeightsUnavailable, find_weight
+from ...weight_dirs import WeightsUnavailable, find_weight
 from .base import Metric, MetricInfo, check_frames
 
 PYIQA_FILES = {

@@ -13,7 +13,7 @@ Convention (BasicSR ``calculate_niqe``, mmagic ``NIQE(convert_to='Y')``):
 
 Model file: ``niqe/basicsr_niqe_pris_params.npz`` (``mu_pris_param``,
 ``cov_pris_param``, ``gaussian_window``; BasicSR's ``niqe_pris_params.npz``),
-found through :mod:`sete_vsr.weights`. Lower is better.
+found through :mod:`sete_vsr.weight_dirs`. Lower is better.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...data.imresize import imresize
-from ...weights import find_weight
+from ...weight_dirs import find_weight
 from .base import Metric, MetricInfo, check_frames
 from .fullref import rgb_to_y
 from .nss import PAIR_SHIFTS, aggd_fit, aggd_mean, mscn

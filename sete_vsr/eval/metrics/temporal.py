@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Metric, MetricInfo, check_frames
-from .flow import FLOW_BACKENDS, FLOW_LABELS, farneback_backend, warp
+from .flow_backends import FLOW_BACKENDS, FLOW_LABELS, farneback_backend, warp
 
 
 def occlusion_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:

@@ -95,7 +95,7 @@ def load_adapted_method(weights: str | os.PathLike, name: str | None = None, **o
         name: method name in tables (default ``"<base>+adapt"``, or the file's stem).
         **options: passed to the method wrapper (``device``, ``chunk_length``, ``progress``, ...).
     """
-    from ..baselines.method import RecurrentBaselineMethod, SlidingWindowBaselineMethod, wrapper_options
+    from ..baselines.runners import RecurrentBaselineMethod, SlidingWindowBaselineMethod, wrapper_options
     from ..methods import check_options
 
     model, metadata = _load(weights)
@@ -108,7 +108,7 @@ def load_adapted_method(weights: str | os.PathLike, name: str | None = None, **o
 
 def _adapted_options() -> frozenset[str]:
     """``weights``, ``name`` and the options of either method wrapper (the file's architecture decides)."""
-    from ..baselines.method import wrapper_options
+    from ..baselines.runners import wrapper_options
 
     return frozenset({"weights", "name"}) | wrapper_options("basicvsr") | wrapper_options("edvr")
 

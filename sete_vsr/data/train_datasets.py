@@ -58,7 +58,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import SeteVSRError
-from .realbasicvsr import RealBasicVSRConfig, RealBasicVSRDegradation, unsharp_mask
+from .realworld_degradation import RealBasicVSRConfig, RealBasicVSRDegradation, unsharp_mask
 
 logger = logging.getLogger(__name__)
 

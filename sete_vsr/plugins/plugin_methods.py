@@ -3,7 +3,7 @@ the Semantic Lens blocks: ``load_method("basicvsr-vimeo-bi+semantic-lens")`` (:c
 
 It goes into evaluation tables next to the base network (``basicvsr-vimeo-bi``) and its test-time adaptation
 (``basicvsr-vimeo-bi+adapt``). Each clip runs as the base method runs it (recurrent chunks for BasicVSR, a sliding
-window for EDVR; :mod:`sete_vsr.baselines.method`), and the SAM2 masks of the LR frames are made chunk by chunk
+window for EDVR; :mod:`sete_vsr.baselines.runners`), and the SAM2 masks of the LR frames are made chunk by chunk
 (window batch by window batch), at the LR size the network sees, so memory stays bounded by one chunk.
 
 Without ``seem_weights`` the SEEM modules are at their initialisation, where they add exactly zero: the method is
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sete_vsr.methods import VSRMethod
-from sete_vsr.options import as_bool
-from sete_vsr.plugins.sam_prior import DEFAULT_SAM2_MODEL
+from ..methods import VSRMethod
+from ..options import as_bool
+from .sam_prior import DEFAULT_SAM2_MODEL
 
 
 class SEEMMethod(VSRMethod):
@@ -62,11 +62,11 @@ class SEEMMethod(VSRMethod):
         name: str | None = None,
         **options,
     ):
-        from sete_vsr.baselines.method import RecurrentBaselineMethod, SlidingWindowBaselineMethod, select_device
-        from sete_vsr.baselines.registry import get_spec, load_baseline_model
-        from sete_vsr.errors import SeteVSRError
-        from sete_vsr.plugins.sam_prior import load_mask_generator
-        from sete_vsr.plugins.seem_model import SEEM_ARCHS, SEEMWithMasks, attach_seem, load_seem_weights
+        from ..baselines.runners import RecurrentBaselineMethod, SlidingWindowBaselineMethod, select_device
+        from ..baselines.registry import get_spec, load_baseline_model
+        from ..errors import SeteVSRError
+        from .sam_prior import load_mask_generator
+        from .seem_model import SEEM_ARCHS, SEEMWithMasks, attach_seem, load_seem_weights
 
         spec = get_spec(base)
         if spec.arch not in SEEM_ARCHS:
@@ -106,9 +106,9 @@ class SEEMMethod(VSRMethod):
 
 
 def _options_with_wrapper(cls, base: str) -> frozenset[str]:
-    from sete_vsr.baselines.method import wrapper_options
-    from sete_vsr.baselines.registry import get_spec
-    from sete_vsr.methods import signature_options
+    from ..baselines.runners import wrapper_options
+    from ..baselines.registry import get_spec
+    from ..methods import signature_options
 
     return signature_options(cls) | wrapper_options(get_spec(base).arch)
 
@@ -136,7 +136,7 @@ class SemanticLensMethod(VSRMethod):
         device, progress: as the baselines.
         name: the method's name; default ``"<base>+semantic-lens"``, ``"<base>+semantic-lens-untrained"`` without
             weights.
-        **options: passed to :class:`~sete_vsr.baselines.method.RecurrentBaselineMethod` (``chunk_length``,
+        **options: passed to :class:`~sete_vsr.baselines.runners.RecurrentBaselineMethod` (``chunk_length``,
             ``chunk_overlap``).
 
     Memory: IMAGE holds ``(1, num_masks+1, k*k, H*W)`` per step (about 0.33 GB in float32 for 64 masks, ``k = 7``
@@ -162,15 +162,15 @@ class SemanticLensMethod(VSRMethod):
         name: str | None = None,
         **options,
     ):
-        from sete_vsr.baselines.method import RecurrentBaselineMethod, select_device
-        from sete_vsr.baselines.registry import get_spec, load_baseline_model
-        from sete_vsr.errors import SeteVSRError
-        from sete_vsr.plugins.basicvsr_semantic_lens import (
+        from ..baselines.runners import RecurrentBaselineMethod, select_device
+        from ..baselines.registry import get_spec, load_baseline_model
+        from ..errors import SeteVSRError
+        from .basicvsr_semantic_lens import (
             BasicVSRSemanticLens,
             SemanticLensWithSAM2,
             load_semantic_lens_weights,
         )
-        from sete_vsr.plugins.sam_prior import Sam2PointGridMasks, _unavailable_weights_message
+        from .sam_prior import Sam2PointGridMasks, _unavailable_weights_message
 
         spec = get_spec(base)
         if spec.arch != "basicvsr":

@@ -85,7 +85,7 @@ class TestTimeAdaptedMethod(VSRMethod):
     @classmethod
     def accepted_options(cls, base: str = "basicvsr-vimeo-bi") -> frozenset[str]:
         """The options of ``__init__`` and of ``base``'s method wrapper (read by ``load_method``)."""
-        from ..baselines.method import wrapper_options
+        from ..baselines.runners import wrapper_options
         from ..baselines.registry import get_spec
         from ..methods import signature_options
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...weights import find_weight
+from ...weight_dirs import find_weight
 
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
