@@ -13,7 +13,7 @@ _EXPORTS = {
     "SemanticEncoder": ".models",
     "TemporalAutoencoderKL": ".models",
     "SeTeVSRPipeline": ".pipelines",
-    "VSRMethod": ".methods",
+    "VSRMethod": ".vsr_method",
     "load_method": ".methods",
     "available_methods": ".methods",
     "SeteVSRError": ".errors",

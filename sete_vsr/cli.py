@@ -11,18 +11,22 @@ unreadable file, running out of GPU memory) are printed as one line too, with st
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-# subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "methods": ("sete_vsr.commands.methods", "list the super-resolution methods known by name"),
-    "eval": ("sete_vsr.commands.eval", "evaluate methods on a benchmark: metrics, tables, plots"),
-    "upscale": ("sete_vsr.commands.upscale", "super-resolve a video or frame folder x4"),
-    "init": ("sete_vsr.commands.init", "assemble a SeTe-VSR pipeline (SD 2.1 + SAM2, or the tiny test preset)"),
-    "adapt": ("sete_vsr.commands.adapt", "self-supervised test-time adaptation of a CNN baseline to one video"),
-}
+from .registry import Entry, Registry
+
+# Every subcommand: its module (``add_arguments``/``run``) and one-line help; its options are its arguments.
+COMMANDS = Registry(
+    "command",
+    (
+        Entry("methods", "sete_vsr.commands.methods", "list the super-resolution methods known by name"),
+        Entry("eval", "sete_vsr.commands.eval", "evaluate methods on a benchmark: metrics, tables, plots"),
+        Entry("upscale", "sete_vsr.commands.upscale", "super-resolve a video or frame folder x4"),
+        Entry("init", "sete_vsr.commands.init", "assemble a SeTe-VSR pipeline (SD 2.1 + SAM2, or the tiny preset)"),
+        Entry("adapt", "sete_vsr.commands.adapt", "self-supervised test-time adaptation of a CNN baseline to a video"),
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module_name).add_arguments(sub)
-        sub.set_defaults(_module=module_name)
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.label, description=command.label)
+        command.load().add_arguments(sub)
+        sub.set_defaults(_command=command)
     return parser
 
 
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return importlib.import_module(args._module).run(args) or 0
+        return args._command.load().run(args) or 0
     except SeteVSRError as err:
         print(f"sete-vsr {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,12 +1,9 @@
-"""The one interface every super-resolution method offers to evaluation and the CLI.
+"""Every super-resolution method by name: the registry behind ``load_method``, ``sete-vsr eval`` and ``upscale``.
 
-A method takes low-resolution frames ``(T, H, W, 3)`` uint8 RGB and returns
-``(T, 4H, 4W, 3)`` uint8 RGB. Methods handle long clips themselves (chunks,
-windows), so callers may pass whole clips.
-
-Methods are found by name through a table of import paths, resolved only when
-a method is asked for: a broken optional dependency of one method never breaks
-the others.
+Each method is a :class:`~sete_vsr.vsr_method.VSRMethod` (``(T, H, W, 3)`` uint8 in, ``(T, 4H, 4W, 3)`` out) made
+by a factory named by its import path, resolved only when the method is asked for: a broken optional dependency of
+one method never breaks the others. Its options are a frozen dataclass of :mod:`sete_vsr.method_options`, parsed
+from text or typed values once (:func:`parse_method_options`) before the factory runs.
 
 An instance name ``METHOD:INSTANCE`` (``sete-vsr:stage1``) is the registered
 ``METHOD`` under a name of its own, so that one method can be compared with
@@ -17,120 +14,94 @@ has its own options, output cache and label (``sete-vsr:stage1``, or
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import dataclasses
 import re
-from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
-
+from . import method_options as mo
+from .baselines.registry import BASELINES
 from .errors import SeteVSRError
+from .registry import Entry, Registry, non_default_options, parse_options
+from .vsr_method import VSRMethod
 
-# name -> ("module:factory", preset keyword arguments). The factory is called
-# with the presets updated by the options given to `load_method`, and returns a
-# `VSRMethod`.
-_METHODS: dict[str, tuple[str, dict]] = {
-    "bicubic": ("sete_vsr.baselines.bicubic:BicubicUpsampler", {}),
-    "sete-vsr": ("sete_vsr.pipelines.sete_method:SeTeVSRMethod", {}),
-}
-# the CNN baselines with official checkpoints (sete_vsr.baselines.registry.BASELINES)
-_BASELINE_NAMES = (
-    "basicvsr-reds4",
-    "basicvsr-vimeo-bi",
-    "basicvsr-vimeo-bd",
-    "basicvsr-reds4-mmagic",
-    "basicvsr-vimeo-bi-mmagic",
-    "basicvsr-vimeo-bd-mmagic",
-    "basicvsrpp-reds4",
-    "realbasicvsr",
-    "realbasicvsr-wogan",
-    "edvr-m-reds",
-    "edvr-m-wotsa-reds",
-    "edvr-l-reds",
-    "edvr-m-reds-mmagic",
-    "edvr-l-reds-mmagic",
+__all__ = [
+    "METHODS",
+    "VSRMethod",
+    "available_methods",
+    "build_method",
+    "is_method",
+    "load_method",
+    "method_options",
+    "parse_method_options",
+    "register_method",
+    "resolve_method_options",
+    "split_instance",
+]
+
+
+def _baseline_entries():
+    """Every CNN baseline of :data:`~sete_vsr.baselines.registry.BASELINES`, and its adapted and plug-in forms."""
+    for name, spec in BASELINES.items():
+        edvr = spec.arch == "edvr"
+        yield Entry(
+            name, "sete_vsr.baselines.registry:load_baseline", spec.description,
+            mo.runner_options(spec.arch), {"name": name},
+        )  # fmt: skip
+        # adapted to every clip before restoring it (test-time adaptation, paper 004)
+        yield Entry(
+            f"{name}+adapt", "sete_vsr.adaptation.per_clip:TestTimeAdaptedMethod",
+            f"{spec.description}, adapted to each clip (self-supervised, paper 004)",
+            mo.SlidingWindowAdaptationOptions if edvr else mo.RecurrentAdaptationOptions, {"base": name},
+        )  # fmt: skip
+        # with SEEM (paper 000); trained weights from `accelerate launch -m sete_vsr.plugins.train_seem`
+        if spec.arch in ("basicvsr", "edvr"):
+            yield Entry(
+                f"{name}+seem", "sete_vsr.plugins.plugin_methods:SEEMMethod",
+                f"{spec.description}, with SEEM (paper 000)",
+                mo.SlidingWindowSEEMOptions if edvr else mo.RecurrentSEEMOptions, {"base": name},
+            )  # fmt: skip
+        # with the Semantic Lens blocks (paper 001), SAM2 semantics; weights from sete_vsr.plugins.train_semantic_lens
+        if spec.arch == "basicvsr":
+            yield Entry(
+                f"{name}+semantic-lens", "sete_vsr.plugins.plugin_methods:SemanticLensMethod",
+                f"{spec.description}, with the Semantic Lens blocks (paper 001)",
+                mo.SemanticLensOptions, {"base": name},
+            )  # fmt: skip
+
+
+# Every method by name. Factories are called as ``factory(options=options, **presets)`` (:meth:`Entry.build`).
+METHODS = Registry(
+    "method",
+    (
+        Entry("bicubic", "sete_vsr.baselines.bicubic:BicubicUpsampler", "bicubic x4 (MATLAB)", mo.BicubicOptions),
+        Entry("sete-vsr", "sete_vsr.pipelines.sete_method:SeTeVSRMethod", "SeTe-VSR (diffusion)", mo.SeTeVSROptions),
+        *_baseline_entries(),
+        Entry(
+            "adapted", "sete_vsr.adaptation.saved_weights:build_adapted_method",
+            "a network saved by `sete-vsr adapt --save-weights` (option weights=FILE)", mo.AdaptedOptions,
+        ),  # fmt: skip
+    ),
 )
-_METHODS.update({name: ("sete_vsr.baselines.registry:load_baseline", {"name": name}) for name in _BASELINE_NAMES})
-# each baseline adapted to every clip before restoring it (test-time adaptation, paper 004)
-_METHODS.update(
-    {f"{name}+adapt": ("sete_vsr.adaptation.per_clip:TestTimeAdaptedMethod", {"base": name}) for name in _BASELINE_NAMES}
-)
-# a network adapted once and saved by `sete-vsr adapt --save-weights` (option weights=FILE)
-_METHODS["adapted"] = ("sete_vsr.adaptation.saved_weights:load_adapted_method", {})
-# BasicVSR and EDVR with SEEM (paper 000); trained weights with option seem_weights=FILE from
-# `accelerate launch -m sete_vsr.plugins.train_seem`, untrained (equal to the base) without
-_METHODS.update(
-    {
-        f"{name}+seem": ("sete_vsr.plugins.plugin_methods:SEEMMethod", {"base": name})
-        for name in _BASELINE_NAMES
-        if name.startswith(("basicvsr-", "edvr-"))
-    }
-)
-# BasicVSR with the Semantic Lens blocks (paper 001), SAM2 masks and embeddings as the semantics; trained
-# weights with option semantic_lens_weights=FILE from `accelerate launch -m sete_vsr.plugins.train_semantic_lens`,
-# untrained (equal to the base) without
-_METHODS.update(
-    {
-        f"{name}+semantic-lens": ("sete_vsr.plugins.plugin_methods:SemanticLensMethod", {"base": name})
-        for name in _BASELINE_NAMES
-        if name.startswith("basicvsr-")
-    }
-)
-
-
-class VSRMethod(ABC):
-    """A video super-resolution method behind the common interface.
-
-    Attributes:
-        name: short name used in tables and cache folders.
-        scale: the upscaling factor (4 for every method in this package).
-        trained: false for a method whose learned parts are at their initialisation (SEEM without weights, a
-            SeTe-VSR pipeline never trained); its name then ends in ``-untrained``.
-    """
-
-    name: str = "method"
-    scale: int = 4
-    trained: bool = True
-
-    @abstractmethod
-    def upscale(self, frames: np.ndarray) -> np.ndarray:
-        """Super-resolve a clip.
-
-        Args:
-            frames: ``(T, H, W, 3)`` uint8 RGB low-resolution frames.
-
-        Returns:
-            ``(T, scale*H, scale*W, 3)`` uint8 RGB frames.
-        """
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise SeteVSRError(f"{self.name}: expected frames of shape (T, H, W, 3), got {frames.shape}")
-        if frames.dtype != np.uint8:
-            raise SeteVSRError(f"{self.name}: expected uint8 frames, got {frames.dtype}")
-        out = self.upscale(frames)
-        t, h, w, _ = frames.shape
-        expected = (t, h * self.scale, w * self.scale, 3)
-        if out.shape != expected:
-            raise RuntimeError(f"{self.name} returned {out.shape}, expected {expected}")
-        return out
 
 
 # the INSTANCE of METHOD:INSTANCE: a name fit for a label and a folder
 _INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
-def register_method(name: str, target: str, **presets) -> None:
-    """Make ``load_method(name)`` call ``target`` (``"module:factory"``) with ``presets``."""
+def register_method(name: str, target: str, options: type, label: str = "", **presets) -> None:
+    """Make ``load_method(name)`` call ``target`` (``"module:factory"``) as ``factory(options=..., **presets)``.
+
+    ``options``: the frozen dataclass of its options (:mod:`sete_vsr.method_options`).
+    """
     if ":" in name:
         raise SeteVSRError(f"method names cannot hold ':' (it starts an instance name): {name!r}")
-    _METHODS[name] = (target, presets)
+    METHODS.add(Entry(name, target, label, options, presets))
 
 
 def available_methods() -> list[str]:
     """Registered names accepted by :func:`load_method` (each also as ``NAME:INSTANCE``)."""
-    return sorted(_METHODS)
+    return sorted(METHODS.names())
 
 
 def split_instance(name: str) -> tuple[str, str | None]:
@@ -151,78 +122,85 @@ def split_instance(name: str) -> tuple[str, str | None]:
 
 def is_method(name: str) -> bool:
     """Whether :func:`load_method` knows ``name``, a registered name or an instance of one."""
-    return split_instance(name)[0] in _METHODS
+    return split_instance(name)[0] in METHODS
 
 
-def signature_options(factory) -> frozenset[str]:
-    """The keyword parameters of ``factory`` (a function or a class), ``**kwargs`` left out."""
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return frozenset(p.name for p in inspect.signature(factory).parameters.values() if p.kind in kinds)
+def method_entry(name: str) -> Entry:
+    """The registry entry of method ``name`` (an instance ``METHOD:INSTANCE`` has ``METHOD``'s)."""
+    return METHODS[split_instance(name)[0]]
 
 
-def _factory(name: str):
-    method = split_instance(name)[0]
-    if method not in _METHODS:
-        raise SeteVSRError(f"unknown method {name!r}; available: {', '.join(sorted(_METHODS))}")
-    target, presets = _METHODS[method]
-    module_name, factory = target.split(":")
-    return getattr(importlib.import_module(module_name), factory), presets
+def method_options(name: str) -> frozenset[str]:
+    """The option names ``load_method(name, ...)`` accepts (the fields of its options dataclass)."""
+    return method_entry(name).option_names()
 
 
-def method_options(name: str) -> frozenset[str] | None:
-    """The option names ``load_method(name, ...)`` accepts, or None when it accepts any.
+def parse_method_options(name: str, given: Mapping[str, Any], runtime: Mapping[str, Any] | None = None):
+    """Method ``name``'s options dataclass from ``given`` (text or typed values), checked once.
 
-    A factory that forwards ``**options`` to another one says what it accepts with an
-    ``accepted_options(**presets)`` attribute; otherwise its signature does (a ``**kwargs`` without
-    that attribute accepts anything). The presets of ``name`` (``base``, ...) are not options.
+    ``runtime``: options offered to the method (``device``, ``progress``), taken only where it has them and where
+    ``given`` does not set them.
+
+    Raises:
+        SeteVSRError: an option the method does not take, a value that does not convert, a failed check.
     """
-    factory, presets = _factory(name)
-    hook = getattr(factory, "accepted_options", None)
-    if hook is not None:
-        accepted = frozenset(hook(**presets))
-    else:
-        parameters = inspect.signature(factory).parameters.values()
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            return None
-        accepted = signature_options(factory)
-    return accepted - set(presets)
+    entry = method_entry(name)
+    offered = {k: v for k, v in (runtime or {}).items() if k in entry.option_names() and k not in given}
+    return parse_options(entry.options, {**offered, **given}, name)
 
 
-def taken_options(name: str, options: dict) -> dict:
-    """The entries of ``options`` that method ``name`` takes (all of them when it takes any option).
+def resolve_method_options(
+    names: list[str],
+    common: Mapping[str, Any] | None = None,
+    scoped: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The options dataclass of every method of ``names``, from options for all and for one.
 
-    For runtime options a caller offers every method (``device``, ``progress``), which a method may not need.
+    Args:
+        names: method names (instances included).
+        common: options for every method that takes them (``device``, ``checkpoint``...).
+        scoped: ``{name: options}`` for that method alone, over ``common``; every key must be taken.
+
+    Raises:
+        SeteVSRError: options scoped to a method not among ``names``, or options a method does not take.
     """
-    accepted = method_options(name)
-    return {key: value for key, value in options.items() if accepted is None or key in accepted}
-
-
-def check_options(name: str, options, accepted: frozenset[str] | None = None) -> None:
-    """Raise a one-line :class:`SeteVSRError` unless method ``name`` accepts every key of ``options``.
-
-    ``accepted``: :func:`method_options` of ``name`` (looked up when not given).
-    """
-    accepted = method_options(name) if accepted is None else accepted
-    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    common, scoped = dict(common or {}), dict(scoped or {})
+    unknown = sorted(set(scoped) - set(names))
     if unknown:
         raise SeteVSRError(
-            f"method {name} does not take the option(s) {', '.join(unknown)}; "
-            f"it takes: {', '.join(sorted(accepted)) or 'none'}"
+            f"options given for {', '.join(unknown)}, which is not among the methods evaluated ({', '.join(names)})"
         )
+    return {name: parse_method_options(name, scoped.get(name, {}), common) for name in names}
 
 
-def load_method(name: str, **options) -> VSRMethod:
-    """Build the method called ``name``; ``options`` (e.g. ``device``, ``checkpoint``) override its presets.
+def output_options(options: Any) -> dict[str, str]:
+    """The options that change a method's output: fields off their defaults, runtime options left out, as text."""
+    changed = non_default_options(options)
+    return {k: str(changed[k]) for k in sorted(changed) if k not in mo.RUNTIME_OPTIONS}
+
+
+def build_method(name: str, options: Any) -> VSRMethod:
+    """Build method ``name`` from its parsed options (:func:`parse_method_options`).
 
     An instance ``METHOD:INSTANCE`` builds ``METHOD`` and names it ``name``, or ``name-untrained`` when the built
     method is not :attr:`~VSRMethod.trained`.
-
-    Raises:
-        SeteVSRError: an unknown name, or an option the method does not take (:func:`method_options`).
     """
-    factory, presets = _factory(name)
-    check_options(name, options)
-    method = factory(**{**presets, **options})
+    method = method_entry(name).build(options)
     if split_instance(name)[1] is not None:
         method.name = name if method.trained else f"{name}-untrained"
     return method
+
+
+def load_method(name: str, **options) -> VSRMethod:
+    """Build the method called ``name`` with ``options`` (text or typed values, e.g. ``device``, ``checkpoint``).
+
+    Raises:
+        SeteVSRError: an unknown name, or an option the method does not take or that does not convert.
+    """
+    return build_method(name, parse_method_options(name, options))
+
+
+def with_runtime(options: Any, **runtime: Any) -> Any:
+    """``options`` with the runtime options of ``runtime`` it has (``device``, ``progress``) replaced."""
+    names = {f.name for f in dataclasses.fields(options)}
+    return dataclasses.replace(options, **{k: v for k, v in runtime.items() if k in names})

@@ -19,6 +19,7 @@ from sete_vsr.baselines.runners import (
     tensor_to_frames,
 )
 from sete_vsr.errors import SeteVSRError
+from sete_vsr.method_options import RecurrentOptions, SlidingWindowOptions
 
 
 class ClipMeanUpsampler(nn.Module):
@@ -51,7 +52,7 @@ def test_chunks_tile_the_clip_with_context(t, length, overlap):
 
 def test_invalid_chunking_is_rejected():
     with pytest.raises(SeteVSRError, match="chunk_length"):
-        RecurrentBaselineMethod(ClipMeanUpsampler(), "x", device="cpu", chunk_length=4, chunk_overlap=2)
+        RecurrentOptions(device="cpu", chunk_length=4, chunk_overlap=2)
 
 
 def test_window_indices_follow_basicsr():
@@ -66,7 +67,8 @@ def test_window_indices_follow_basicsr():
 
 def test_recurrent_method_bounds_chunks_and_keeps_core_frames():
     model = ClipMeanUpsampler()
-    method = RecurrentBaselineMethod(model, "stub", device="cpu", chunk_length=6, chunk_overlap=1, progress=False)
+    options = RecurrentOptions(device="cpu", chunk_length=6, chunk_overlap=1, progress=False)
+    method = RecurrentBaselineMethod(model, "stub", options)
     frames = _frames(14, 64, 64)
     out = method(frames)
     assert out.shape == (14, 256, 256, 3) and max(model.lengths) <= 6
@@ -80,7 +82,7 @@ def test_recurrent_method_single_pass_equals_network_on_padded_frames():
     torch.manual_seed(0)
     model = BasicVSR(8, 1).eval()
     frames = _frames(2, 20, 30)  # reflect-padded to 64x64 inside, output cropped back
-    out = RecurrentBaselineMethod(model, "tiny", device="cpu", progress=False)(frames)
+    out = RecurrentBaselineMethod(model, "tiny", RecurrentOptions(device="cpu", progress=False))(frames)
     assert out.shape == (2, 80, 120, 3)
     padded = np.pad(frames, ((0, 0), (0, 44), (0, 34), (0, 0)), mode="reflect")
     with torch.no_grad():
@@ -92,9 +94,10 @@ def test_edvr_method_windows_and_batches():
     torch.manual_seed(0)
     model = EDVR(8, num_extract_block=1, num_reconstruct_block=1, deformable_groups=2).eval()
     frames = _frames(4, 10, 14)  # padded to 12x16 inside
-    out = SlidingWindowBaselineMethod(model, "tiny", device="cpu", progress=False)(frames)
+    out = SlidingWindowBaselineMethod(model, "tiny", SlidingWindowOptions(device="cpu", progress=False))(frames)
     assert out.shape == (4, 40, 56, 3)
-    batched = SlidingWindowBaselineMethod(model, "tiny", device="cpu", batch_size=3, progress=False)(frames)
+    options = SlidingWindowOptions(device="cpu", batch_size=3, progress=False)
+    batched = SlidingWindowBaselineMethod(model, "tiny", options)(frames)
     np.testing.assert_array_equal(out, batched)
 
     padded = np.pad(frames, ((0, 0), (0, 2), (0, 2), (0, 0)), mode="reflect")

@@ -16,7 +16,8 @@ import torch
 
 from sete_vsr.cli import main
 from sete_vsr.errors import SeteVSRError
-from sete_vsr.eval.runner import _with_device, assemble, resolve_device
+from sete_vsr.eval.runner import _on_device, assemble, resolve_device
+from sete_vsr.method_options import RecurrentBaselineOptions
 
 
 def _free_port() -> int:
@@ -38,9 +39,10 @@ def test_each_process_gets_its_own_device():
     assert resolve_device("cpu", _state("cuda:1", 1)) == "cpu"
     assert resolve_device("cpu") == "cpu" and resolve_device("auto") in ("cpu", "cuda")
     # method options follow the process's device unless they pin another one
-    assert _with_device({"device": "auto", "k": 1}, "auto", "cuda:1") == {"device": "cuda:1", "k": 1}
-    assert _with_device({}, "cuda", "cuda:1") == {"device": "cuda:1"}
-    assert _with_device({"device": "cpu"}, "cuda", "cuda:1") == {"device": "cpu"}
+    given = RecurrentBaselineOptions(device="auto", chunk_length=50)
+    assert _on_device(given, "auto", "cuda:1") == RecurrentBaselineOptions(device="cuda:1", chunk_length=50)
+    assert _on_device(RecurrentBaselineOptions(), "cuda", "cuda:1").device == "cuda:1"
+    assert _on_device(RecurrentBaselineOptions(device="cpu"), "cuda", "cuda:1").device == "cpu"
 
 
 def test_a_clip_computed_twice_is_an_error():

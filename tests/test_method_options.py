@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -18,6 +18,16 @@ from sete_vsr.eval.benchmark_datasets import resolve_dataset, write_frames
 from sete_vsr.eval.report import write_reports
 from sete_vsr.eval.runner import EvalSettings, evaluate
 from sete_vsr.methods import VSRMethod, load_method, method_options
+from sete_vsr.method_options import BicubicOptions
+from sete_vsr.registry import Entry
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShiftedOptions:
+    shift: int = 0
+    weights: str | None = None
+    device: str | None = None
+    progress: bool = True
 
 
 class Shifted(VSRMethod):
@@ -26,11 +36,11 @@ class Shifted(VSRMethod):
     built = 0
     calls = 0
 
-    def __init__(self, shift: str = "0", weights: str | None = None, device: str | None = None, progress=True):
+    def __init__(self, options: ShiftedOptions):
         type(self).built += 1
-        self.shift = int(shift)
-        self.trained = weights is not None
-        self.name = "shifted" if weights else "shifted-untrained"
+        self.shift = options.shift
+        self.trained = options.weights is not None
+        self.name = "shifted" if options.weights else "shifted-untrained"
 
     def upscale(self, frames):
         type(self).calls += 1
@@ -42,7 +52,7 @@ class Shifted(VSRMethod):
 def shifted(monkeypatch):
     """Two methods by name, ``shifted-a`` and ``shifted-b``, both :class:`Shifted`."""
     for name in ("shifted-a", "shifted-b"):
-        monkeypatch.setitem(methods._METHODS, name, (f"{__name__}:Shifted", {}))
+        monkeypatch.setitem(methods.METHODS._entries, name, Entry(name, f"{__name__}:Shifted", "", ShiftedOptions))
     Shifted.built = Shifted.calls = 0
 
 
@@ -181,7 +191,7 @@ def test_instance_names_and_their_scoped_options():
         with pytest.raises(SeteVSRError, match="bad method instance"):
             methods.split_instance(bad)
     with pytest.raises(SeteVSRError, match="cannot hold ':'"):
-        methods.register_method("x:y", "sete_vsr.baselines.bicubic:BicubicUpsampler")
+        methods.register_method("x:y", "sete_vsr.baselines.bicubic:BicubicUpsampler", BicubicOptions)
     names = ["bicubic", "sete-vsr:stage1", "sete-vsr:stage2"]
     common, scoped = _method_options(
         ["sete-vsr:stage1:model=/runs/a:b=c", "sete-vsr:stage2:model=/runs/s2", "steps=20"], names, "cpu", False

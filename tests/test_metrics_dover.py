@@ -176,7 +176,7 @@ def test_missing_weights_are_reported_as_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(weights, "_EXTRA_DIRS", [])
     monkeypatch.setattr(weights.Path, "home", staticmethod(lambda: tmp_path / "home"))
-    assert METRICS["dover"][0] == ".dover:DOVERMetric"
+    assert METRICS["dover"].target == "sete_vsr.eval.metrics.dover:DOVERMetric"
     with pytest.raises(WeightsUnavailable, match=rf"weights unavailable \(looked for DOVER.pth .*{tmp_path}"):
         build_metric("dover")
 

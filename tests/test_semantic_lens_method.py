@@ -82,10 +82,11 @@ def test_trained_weights_load_name_the_method_and_change_the_output(tiny):
 
 
 def test_semantic_lens_method_errors(tiny):
+    from sete_vsr.method_options import SemanticLensOptions
     from sete_vsr.plugins.plugin_methods import SemanticLensMethod
 
     with pytest.raises(SeteVSRError, match="BasicVSR only"):
-        SemanticLensMethod("edvr-m-reds")
+        SemanticLensMethod(SemanticLensOptions(), base="edvr-m-reds")
     with pytest.raises(SeteVSRError, match="sam2=DIR"):
         load_method("basicvsr-vimeo-bi+semantic-lens", **tiny["common"], sam2=str(tiny["folder"] / "missing"))
     with pytest.raises(SeteVSRError, match="does not take the option"):

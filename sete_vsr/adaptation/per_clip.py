@@ -14,30 +14,26 @@ import copy
 
 import numpy as np
 
-from ..methods import VSRMethod
-from ..options import as_bool
+from ..method_options import (
+    AdaptationFields,
+    RecurrentAdaptationOptions,
+    SlidingWindowAdaptationOptions,
+    options_for_runner,
+)
+from ..registry import option_names
+from ..vsr_method import VSRMethod
 from .self_supervised import AdaptationConfig, line5_downscaling, run_algorithm
-
-
-def _number(value, kind):
-    """Command-line options arrive as strings."""
-    return kind(value) if isinstance(value, str) else value
 
 
 class TestTimeAdaptedMethod(VSRMethod):
     """A baseline adapted per clip (Algorithm 1 of paper 004) before it restores the clip.
 
     Args:
+        options: the adaptation settings (:class:`~sete_vsr.adaptation.self_supervised.AdaptationConfig` fields,
+            paper defaults; ``kernel``: line 5's downscaling, default the degradation ``base`` was trained for) and
+            the base's runner options (``checkpoint``, ``device``, ``chunk_length``...; an EDVR base restores one
+            window per pass, as ``batch_size`` is the adaptation batch).
         base: registry name of the starting checkpoint (``"basicvsr-vimeo-bi"``).
-        checkpoint: local checkpoint path for ``base`` (otherwise found or downloaded).
-        device: torch device of the network.
-        iterations, learning_rate, batch_size, patch_size, num_frames, seed: the
-            :class:`~sete_vsr.adaptation.self_supervised.AdaptationConfig` fields (paper defaults).
-        freeze: comma-separated parameter-name prefixes kept fixed (``"spynet"``).
-        kernel: line 5's downscaling kernel, ``bicubic``, ``gaussian`` or ``gaussian:SIGMA``; default: the
-            degradation ``base`` was trained for (required for real-world bases).
-        progress: show progress bars.
-        **options: passed to the base method wrapper (``chunk_length``, ...).
 
     Raises:
         SeteVSRError: a real-world base without ``kernel``, or a kernel that cannot be parsed (before any
@@ -46,50 +42,17 @@ class TestTimeAdaptedMethod(VSRMethod):
 
     __test__ = False  # not a pytest test class, despite its name
 
-    def __init__(
-        self,
-        base: str = "basicvsr-vimeo-bi",
-        checkpoint: str | None = None,
-        device: str | None = None,
-        iterations: int | str = 1000,
-        learning_rate: float | str = 1e-5,
-        batch_size: int | str = 4,
-        patch_size: int | str = 256,
-        num_frames: int | str = 7,
-        seed: int | str = 0,
-        freeze: str | tuple[str, ...] = (),
-        kernel: str | None = None,
-        progress: bool | str = True,
-        **options,
-    ):
-        from ..baselines.registry import load_baseline
+    def __init__(self, options: RecurrentAdaptationOptions | SlidingWindowAdaptationOptions, base: str):
+        from ..baselines.registry import get_spec, load_baseline
 
-        if isinstance(freeze, str):
-            freeze = tuple(prefix for prefix in freeze.split(",") if prefix)
-        self.config = AdaptationConfig(
-            iterations=_number(iterations, int),
-            learning_rate=_number(learning_rate, float),
-            batch_size=_number(batch_size, int),
-            patch_size=_number(patch_size, int),
-            num_frames=_number(num_frames, int),
-            seed=_number(seed, int),
-            freeze=tuple(freeze),
-            degradation=line5_downscaling(base, kernel),
-        )
-        self.progress = as_bool(progress)
-        self.base = load_baseline(base, checkpoint, device=device, progress=self.progress, **options)
+        settings = {name: getattr(options, name) for name in option_names(AdaptationFields) - {"kernel"}}
+        self.config = AdaptationConfig(**settings, degradation=line5_downscaling(base, options.kernel))
+        self.progress = options.progress
+        # an EDVR base restores one window per pass: batch_size is the adaptation's
+        self.base = load_baseline(options_for_runner(get_spec(base).arch, options, leave_out=("batch_size",)), base)
         self.name = f"{base}+adapt"
         self._initial_state = copy.deepcopy(self.base.model.state_dict())
         self.last_losses: list[float] = []  # MSE per iteration on the last clip
-
-    @classmethod
-    def accepted_options(cls, base: str = "basicvsr-vimeo-bi") -> frozenset[str]:
-        """The options of ``__init__`` and of ``base``'s method wrapper (read by ``load_method``)."""
-        from ..baselines.runners import wrapper_options
-        from ..baselines.registry import get_spec
-        from ..methods import signature_options
-
-        return signature_options(cls) | wrapper_options(get_spec(base).arch)
 
     def upscale(self, frames: np.ndarray) -> np.ndarray:
         """Adapt the base weights to ``frames`` ``(T, H, W, 3)`` uint8, restore them, then reset the weights."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import SeteVSRError
+from ..method_options import AdaptedOptions, options_for_runner, runner_options
 
 FORMAT = "sete-vsr-adapted"
 
@@ -87,33 +88,37 @@ def load_adapted_model(path: str | os.PathLike) -> nn.Module:
     return _load(path)[0]
 
 
-def load_adapted_method(weights: str | os.PathLike, name: str | None = None, **options):
-    """The adapted network in ``weights`` as a :class:`~sete_vsr.methods.VSRMethod`.
+def build_adapted_method(options: AdaptedOptions):
+    """Factory behind ``load_method("adapted", weights=FILE)``: the adapted network as a
+    :class:`~sete_vsr.methods.VSRMethod`, run as its architecture is (chunks, or windows for EDVR).
 
     Args:
-        weights: a file written by :func:`save_adapted_weights`.
-        name: method name in tables (default ``"<base>+adapt"``, or the file's stem).
-        **options: passed to the method wrapper (``device``, ``chunk_length``, ``progress``, ...).
+        options: ``weights`` (a file written by :func:`save_adapted_weights`), ``name`` in tables (default
+            ``"<base>+adapt"``, or the file's stem) and the runner options of the file's architecture.
+
+    Raises:
+        SeteVSRError: a runner option set that the file's architecture does not take (``padding`` for BasicVSR).
     """
-    from ..baselines.runners import RecurrentBaselineMethod, SlidingWindowBaselineMethod, wrapper_options
-    from ..methods import check_options
+    from ..baselines.runners import runner_class
+    from ..registry import non_default_options, option_names
 
-    model, metadata = _load(weights)
-    base = metadata.get("base")
-    name = name or (f"{base}+adapt" if base else Path(weights).stem)
-    check_options(f"adapted ({metadata['arch']} weights)", options, wrapper_options(metadata["arch"]))
-    wrapper = SlidingWindowBaselineMethod if metadata["arch"] == "edvr" else RecurrentBaselineMethod
-    return wrapper(model, name=name, **options)
-
-
-def _adapted_options() -> frozenset[str]:
-    """``weights``, ``name`` and the options of either method wrapper (the file's architecture decides)."""
-    from ..baselines.runners import wrapper_options
-
-    return frozenset({"weights", "name"}) | wrapper_options("basicvsr") | wrapper_options("edvr")
+    model, metadata = _load(options.weights)
+    arch, base = metadata["arch"], metadata.get("base")
+    foreign = sorted(set(non_default_options(options)) - option_names(runner_options(arch)) - {"weights", "name"})
+    if foreign:
+        raise SeteVSRError(f"adapted ({arch} weights) does not take the option(s) {', '.join(foreign)}")
+    name = options.name or (f"{base}+adapt" if base else Path(options.weights).stem)
+    return runner_class(arch)(model, name, options_for_runner(arch, options))
 
 
-load_adapted_method.accepted_options = _adapted_options  # read by sete_vsr.methods.method_options
+def load_adapted_method(weights: str | os.PathLike, **options):
+    """``load_method("adapted", weights=weights, **options)``: the adapted network in ``weights`` as a method.
+
+    ``options``: ``name``, ``device``, ``progress`` and the runner options of the file's architecture.
+    """
+    from ..methods import load_method
+
+    return load_method("adapted", weights=str(weights), **options)
 
 
 __all__ = ["load_adapted_method", "load_adapted_model", "read_adapted_weights", "save_adapted_weights"]

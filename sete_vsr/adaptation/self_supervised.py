@@ -319,11 +319,13 @@ def as_method(method_or_module, device: str | torch.device | None = None, name: 
         device: device of a wrapped bare module.
         name: name of a wrapped bare module.
     """
-    from ..baselines.runners import RecurrentBaselineMethod, SlidingWindowBaselineMethod
+    from ..baselines.runners import runner_class
+    from ..method_options import runner_options
 
     if isinstance(method_or_module, nn.Module):
-        wrapper = SlidingWindowBaselineMethod if is_sliding_window(method_or_module) else RecurrentBaselineMethod
-        return wrapper(method_or_module, name=name, device=device, progress=False)
+        arch = "edvr" if is_sliding_window(method_or_module) else "basicvsr"
+        options = runner_options(arch)(device=None if device is None else str(device), progress=False)
+        return runner_class(arch)(method_or_module, name, options)
     if not isinstance(getattr(method_or_module, "model", None), nn.Module):
         raise SeteVSRError(
             f"{getattr(method_or_module, 'name', method_or_module)!r} has no trainable torch network to adapt"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.imresize import imresize
-from ..errors import SeteVSRError
-from ..methods import VSRMethod
+from ..method_options import BicubicOptions
+from ..vsr_method import VSRMethod
 
 
 class BicubicUpsampler(VSRMethod):
@@ -17,19 +17,17 @@ class BicubicUpsampler(VSRMethod):
     23.78 dB / 0.6347 (Y, no crop, averaged per clip then over clips).
 
     Args:
-        chunk: frames resized per call, to bound memory on long clips.
+        options: ``chunk``, the frames resized per call, to bound memory on long clips.
 
     It runs on the CPU and takes no other option: ``load_method("bicubic", device="cuda")`` is a one-line error,
-    as for every method (callers pass the runtime options ``device`` and ``progress`` only to methods that take
-    them, :func:`~sete_vsr.methods.taken_options`).
+    as for every method (callers offer the runtime options ``device`` and ``progress`` only to methods that take
+    them, :func:`~sete_vsr.methods.parse_method_options`).
     """
 
     name = "bicubic"
 
-    def __init__(self, chunk: int | str = 16):
-        self.chunk = int(chunk)
-        if self.chunk < 1:
-            raise SeteVSRError(f"bicubic: chunk must be at least 1, got {self.chunk}")
+    def __init__(self, options: BicubicOptions = BicubicOptions()):
+        self.chunk = options.chunk
 
     def upscale(self, frames: np.ndarray) -> np.ndarray:
         """``(T, H, W, 3)`` uint8 -> ``(T, 4H, 4W, 3)`` uint8."""

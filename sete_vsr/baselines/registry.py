@@ -20,12 +20,17 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..data.degradations import BD, BI, Downscaling
 from ..errors import SeteVSRError
+from ..registry import Entry, Registry
 from ..weight_dirs import weight_dirs
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..method_options import RecurrentBaselineOptions, SlidingWindowBaselineOptions
 
 _GDRIVE = "https://drive.google.com/uc?export=download&confirm=t&id={}"
 _OPENMMLAB = "https://download.openmmlab.com/mmediting/restorers/{}"
@@ -163,25 +168,20 @@ def get_spec(name: str) -> BaselineSpec:
     return BASELINES[name]
 
 
+ARCHITECTURES = Registry(
+    "baseline architecture",
+    (
+        Entry("basicvsr", "sete_vsr.baselines.basicvsr:BasicVSR", "BasicVSR"),
+        Entry("basicvsrpp", "sete_vsr.baselines.basicvsr_pp:BasicVSRPlusPlus", "BasicVSR++"),
+        Entry("realbasicvsr", "sete_vsr.baselines.realbasicvsr:RealBasicVSR", "RealBasicVSR"),
+        Entry("edvr", "sete_vsr.baselines.edvr:EDVR", "EDVR"),
+    ),
+)
+
+
 def build_architecture(arch: str, **kwargs) -> nn.Module:
-    """An untrained network: ``"basicvsr"``, ``"basicvsrpp"``, ``"realbasicvsr"`` or ``"edvr"``."""
-    if arch == "basicvsr":
-        from .basicvsr import BasicVSR
-
-        return BasicVSR(**kwargs)
-    if arch == "basicvsrpp":
-        from .basicvsr_pp import BasicVSRPlusPlus
-
-        return BasicVSRPlusPlus(**kwargs)
-    if arch == "realbasicvsr":
-        from .realbasicvsr import RealBasicVSR
-
-        return RealBasicVSR(**kwargs)
-    if arch == "edvr":
-        from .edvr import EDVR
-
-        return EDVR(**kwargs)
-    raise SeteVSRError(f"unknown baseline architecture {arch!r}")
+    """An untrained network of :data:`ARCHITECTURES` (``"basicvsr"``, ...), built with ``kwargs``."""
+    return ARCHITECTURES[arch].load()(**kwargs)
 
 
 def cache_dir() -> Path:
@@ -263,28 +263,15 @@ def load_baseline_model(
     return model.eval()
 
 
-def load_baseline(name: str, checkpoint: str | os.PathLike | None = None, **options):
+def load_baseline(options: RecurrentBaselineOptions | SlidingWindowBaselineOptions, name: str):
     """Factory behind ``load_method(name)``: the baseline as a :class:`~sete_vsr.methods.VSRMethod`.
 
     Args:
+        options: the runner's options of the baseline's architecture (:func:`~sete_vsr.method_options.runner_options`)
+            and ``checkpoint``, a local file (otherwise found or downloaded, see the module docstring).
         name: a key of :data:`BASELINES`.
-        checkpoint: local checkpoint path (otherwise found or downloaded, see the module docstring).
-        **options: passed to the method wrapper (``device``, ``chunk_length``, ``chunk_overlap``,
-            ``progress``; EDVR: ``padding``, ``batch_size``).
     """
-    from .runners import RecurrentBaselineMethod, SlidingWindowBaselineMethod
+    from .runners import runner_class
 
-    spec = get_spec(name)
-    model = load_baseline_model(name, checkpoint)
-    wrapper = SlidingWindowBaselineMethod if spec.arch == "edvr" else RecurrentBaselineMethod
-    return wrapper(model, name=name, **options)
-
-
-def _baseline_options(name: str) -> frozenset[str]:
-    """What ``load_baseline(name, ...)`` accepts: ``checkpoint`` and its wrapper's options."""
-    from .runners import wrapper_options
-
-    return frozenset({"checkpoint"}) | wrapper_options(get_spec(name).arch)
-
-
-load_baseline.accepted_options = _baseline_options  # read by sete_vsr.methods.method_options
+    model = load_baseline_model(name, options.checkpoint)
+    return runner_class(get_spec(name).arch)(model, name, options)

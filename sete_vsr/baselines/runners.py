@@ -19,7 +19,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import SeteVSRError
-from ..methods import VSRMethod
+from ..method_options import RecurrentOptions, RuntimeOptions, SlidingWindowOptions
+from ..vsr_method import VSRMethod
 from ..options import default_device
 
 
@@ -87,9 +88,6 @@ def chunk_ranges(num_frames: int, chunk_length: int, chunk_overlap: int) -> list
     return ranges
 
 
-WINDOW_PADDINGS = ("reflection_circle", "reflection", "replicate", "circle")
-
-
 def frame_window_indices(center: int, num_total: int, num_frames: int, padding: str = "reflection_circle") -> list[int]:
     """Indices of the ``num_frames`` frames around ``center`` in a clip of ``num_total`` frames.
 
@@ -122,11 +120,11 @@ def frame_window_indices(center: int, num_total: int, num_frames: int, padding: 
 class _BaselineMethod(VSRMethod):
     """A network on a device, in eval mode, with a name and an optional progress bar."""
 
-    def __init__(self, model: nn.Module, name: str, device: str | torch.device | None = None, progress: bool = True):
-        self.device = select_device(device)
+    def __init__(self, model: nn.Module, name: str, options: RuntimeOptions):
+        self.device = select_device(options.device)
         self.model = model.to(self.device).eval()
         self.name = name
-        self.progress = progress
+        self.progress = options.progress
 
 
 class RecurrentBaselineMethod(_BaselineMethod):
@@ -135,18 +133,14 @@ class RecurrentBaselineMethod(_BaselineMethod):
     Args:
         model: the network, ``(1, T, 3, H, W) -> (1, T, 3, 4H, 4W)``.
         name: method name.
-        device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
-        chunk_length: most frames per forward pass (bounds memory); clips up to this length
-            run in one pass, exactly as published.
-        chunk_overlap: context frames on each side of a chunk's kept frames.
-        progress: show a progress bar.
+        options: device, progress bar and chunks (:class:`~sete_vsr.method_options.RecurrentOptions`): clips up to
+            ``chunk_length`` frames run in one pass, exactly as published.
     """
 
-    def __init__(self, model, name, device=None, chunk_length: int = 100, chunk_overlap: int = 10, progress=True):
-        super().__init__(model, name, device, progress)
-        self.chunk_length = int(chunk_length)  # options may arrive as strings from the command line
-        self.chunk_overlap = int(chunk_overlap)
-        chunk_ranges(self.chunk_length + 1, self.chunk_length, self.chunk_overlap)  # validates the pair
+    def __init__(self, model, name, options: RecurrentOptions = RecurrentOptions()):
+        super().__init__(model, name, options)
+        self.chunk_length = options.chunk_length
+        self.chunk_overlap = options.chunk_overlap
 
     @torch.no_grad()
     def upscale(self, frames: np.ndarray) -> np.ndarray:
@@ -167,18 +161,14 @@ class SlidingWindowBaselineMethod(_BaselineMethod):
     Args:
         model: an :class:`~sete_vsr.baselines.edvr.EDVR`.
         name: method name.
-        device: see :class:`RecurrentBaselineMethod`.
-        padding: how windows are filled at the clip ends (:func:`frame_window_indices`).
-        batch_size: windows per forward pass (bounds memory).
-        progress: show a progress bar.
+        options: device, progress bar, window padding at the clip ends (:func:`frame_window_indices`) and windows
+            per forward pass (:class:`~sete_vsr.method_options.SlidingWindowOptions`).
     """
 
-    def __init__(self, model, name, device=None, padding: str = "reflection_circle", batch_size: int = 1, progress=True):
-        super().__init__(model, name, device, progress)
-        if padding not in WINDOW_PADDINGS:
-            raise SeteVSRError(f"unknown window padding {padding!r}; choose from {', '.join(WINDOW_PADDINGS)}")
-        self.padding = padding
-        self.batch_size = int(batch_size)
+    def __init__(self, model, name, options: SlidingWindowOptions = SlidingWindowOptions()):
+        super().__init__(model, name, options)
+        self.padding = options.padding
+        self.batch_size = options.batch_size
 
     @torch.no_grad()
     def upscale(self, frames: np.ndarray) -> np.ndarray:
@@ -197,13 +187,6 @@ class SlidingWindowBaselineMethod(_BaselineMethod):
         return out
 
 
-def wrapper_class(arch: str) -> type[_BaselineMethod]:
-    """The method wrapper of a baseline architecture: sliding window for EDVR, recurrent chunks otherwise."""
+def runner_class(arch: str) -> type[_BaselineMethod]:
+    """The runner of a baseline architecture: sliding windows for EDVR, recurrent chunks otherwise."""
     return SlidingWindowBaselineMethod if arch == "edvr" else RecurrentBaselineMethod
-
-
-def wrapper_options(arch: str) -> frozenset[str]:
-    """The options the wrapper of ``arch`` takes besides the network and the name (``device``, ``chunk_length``...)."""
-    from ..methods import signature_options
-
-    return signature_options(wrapper_class(arch)) - {"model", "name"}

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ..baselines.registry import BASELINES
     from ..data.video_io import open_writer, read_video
     from ..errors import SeteVSRError
-    from ..methods import load_method, taken_options
+    from ..methods import build_method, load_method, parse_method_options
 
     if args.weights and args.checkpoint:
         raise SeteVSRError("--checkpoint goes with --method; --weights files are complete")
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     teacher = None
     if args.teacher:  # any method; bicubic, say, takes no device
         runtime = {"device": args.device, "progress": progress}
-        teacher = load_method(args.teacher, **taken_options(args.teacher, runtime))
+        teacher = build_method(args.teacher, parse_method_options(args.teacher, {}, runtime))
 
     with open_writer(args.output, fps=info.fps, audio_from=args.input if info.has_audio else None) as writer:
         if config.iterations == 0:

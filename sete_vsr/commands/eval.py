@@ -71,7 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _method_options(items: list[str], methods: list[str], device: str, progress: bool) -> tuple[dict, dict]:
-    """``--method-option`` items -> (options for every method that takes them, ``{method: options}``).
+    """``--method-option`` items -> (options for every method that takes them, ``{method: options}``), as text.
+
+    The values are converted and checked once, by :func:`~sete_vsr.methods.resolve_method_options`.
 
     ``METHOD:KEY=VALUE`` is for ``METHOD`` only (it must be one of ``methods`` and take ``KEY``; an instance
     ``sete-vsr:stage1`` is scoped as ``sete-vsr:stage1:KEY=VALUE``); ``KEY=VALUE`` for every method that takes ``KEY``
@@ -89,8 +91,7 @@ def _method_options(items: list[str], methods: list[str], device: str, progress:
         if not sep or not key or (colon and not scope):
             raise SeteVSRError(f"--method-option expects KEY=VALUE or METHOD:KEY=VALUE, got {item!r}")
         if not colon:
-            accepted = [method_options(m) for m in methods]
-            if not any(a is None or key in a for a in accepted):
+            if not any(key in method_options(m) for m in methods):
                 raise SeteVSRError(
                     f"--method-option {item}: none of the methods ({', '.join(methods)}) takes {key!r}; "
                     f"see `sete-vsr methods`"
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.report import write_reports
     from ..eval.runner import EvalSettings, evaluate
     from ..weight_dirs import set_weight_dirs
-    from ..methods import available_methods, is_method
+    from ..methods import available_methods, is_method, resolve_method_options
 
     methods = _csv(args.methods)
     unknown = [m for m in methods if not is_method(m)]
@@ -130,18 +131,17 @@ def run(args: argparse.Namespace) -> int:
     set_weight_dirs(args.weights_dir)
     out = Path(args.out)
     common, scoped = _method_options(args.method_option, methods, args.device, not args.no_progress)
+    options = resolve_method_options(methods, common, scoped)
     settings = EvalSettings(
         out=out,
         device=args.device,
         crop_border=args.crop_border,
         reuse=not args.no_reuse,
-        method_options=common,
-        options_by_method=scoped,
         lr_cache=Path(args.lr_cache) if args.lr_cache else None,
         profile_row=args.profile_row,
         progress=not args.no_progress,
     )
-    results = evaluate(dataset, methods, metrics, settings)
+    results = evaluate(dataset, options, metrics, settings)
     if results is None:  # not the main process
         return 0
     paths = write_reports(results, out)

@@ -116,13 +116,12 @@ def _upscale_with_method(args: argparse.Namespace, reader, writer) -> None:
     import numpy as np
 
     from ..baselines.runners import chunk_ranges
-    from ..methods import load_method, taken_options
+    from ..methods import build_method, parse_method_options
 
     runtime = {"progress": not args.no_progress, "device": args.device}
-    options = taken_options(args.method, {key: value for key, value in runtime.items() if value is not None})
-    if args.checkpoint is not None:
-        options["checkpoint"] = args.checkpoint
-    method = load_method(args.method, **options)
+    given = {} if args.checkpoint is None else {"checkpoint": args.checkpoint}
+    options = parse_method_options(args.method, given, {k: v for k, v in runtime.items() if v is not None})
+    method = build_method(args.method, options)
     frames = np.stack(list(reader))  # LR frames are 16x smaller than the output, which is written chunk by chunk
     context = min(10, (args.chunk_frames - 1) // 2)  # frames of context on each side of a chunk's kept frames
     for first, stop, keep_start, keep_stop in chunk_ranges(len(frames), args.chunk_frames, context):

@@ -42,6 +42,7 @@ A plain ``python``/``sete-vsr`` run needs no Accelerate configuration.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -167,11 +168,12 @@ def resolve_device(device: str | None, state=None) -> str:
     return str(device)
 
 
-def _with_device(options: dict, requested: str | None, device: str) -> dict:
+def _on_device(options, requested: str | None, device: str):
     """``options`` with this process's ``device``, unless they pin another one than ``requested``."""
-    options = dict(options)
-    if options.get("device", requested) in (None, "auto", requested):
-        options["device"] = device
+    from ..methods import with_runtime
+
+    if getattr(options, "device", device) in (None, "auto", requested):
+        return with_runtime(options, device=device)
     return options
 
 
@@ -188,49 +190,42 @@ def _lr_tag(dataset: EvalDataset) -> str:
     return f"{dataset.name}-{tag}" + (f"-f{dataset.max_frames}" if dataset.max_frames else "")
 
 
-# options that do not change a method's output: left out of its cache key
-_RUNTIME_OPTIONS = ("device", "progress")
-
-
 class _Methods:
     """Methods built on first use (a method whose outputs are all cached is never loaded).
 
-    Every method's options are resolved, and checked, when this is made: ``common`` options go to the
-    methods that take them, ``scoped[name]`` to ``name`` alone and must all be taken by it.
+    ``methods`` maps each name to a :class:`~sete_vsr.methods.VSRMethod` built in code, to its parsed options
+    (:func:`~sete_vsr.methods.resolve_method_options`), or to anything else for a method loaded by name with the
+    options of ``settings`` (parsed and checked here, before anything runs).
     """
 
-    def __init__(self, methods: dict, common: dict, scoped: dict):
-        from ..methods import VSRMethod, check_options, method_options
+    def __init__(self, methods: dict, settings: EvalSettings, device: str):
+        from ..methods import VSRMethod, resolve_method_options
 
-        unknown = sorted(set(scoped) - set(methods))
-        if unknown:
-            raise SeteVSRError(
-                f"options given for {', '.join(unknown)}, which is not among the methods evaluated ({', '.join(methods)})"
-            )
+        in_code = [name for name, given in methods.items() if isinstance(given, VSRMethod)]
+        scoped = dict(settings.options_by_method)
+        for name in in_code:
+            if scoped.pop(name, None):
+                raise SeteVSRError(f"{name} is built in code: options apply to methods loaded by name only")
+        by_name = [n for n, given in methods.items() if n not in in_code and not dataclasses.is_dataclass(given)]
+        parsed = resolve_method_options(by_name, settings.method_options, scoped)
         self._given, self._built, self.options = methods, {}, {}
         for name, given in methods.items():
-            if isinstance(given, VSRMethod):
-                if scoped.get(name):
-                    raise SeteVSRError(f"{name} is built in code: options apply to methods loaded by name only")
-                self.options[name] = {}
-                continue
-            accepted = method_options(name)
-            check_options(name, scoped.get(name, {}), accepted)
-            taken = {k: v for k, v in common.items() if accepted is None or k in accepted}
-            self.options[name] = {**taken, **scoped.get(name, {})}
+            options = parsed.get(name, given if dataclasses.is_dataclass(given) else None)
+            self.options[name] = options if options is None else _on_device(options, settings.device, device)
 
     def get(self, name: str):
-        from ..methods import VSRMethod, load_method
+        from ..methods import build_method
 
         if name not in self._built:
             given = self._given[name]
-            self._built[name] = given if isinstance(given, VSRMethod) else load_method(name, **self.options[name])
+            self._built[name] = given if self.options[name] is None else build_method(name, self.options[name])
         return self._built[name]
 
     def output_options(self, name: str) -> dict:
         """The options of ``name`` that change its output, as JSON-ready strings, sorted."""
-        options = self.options[name]
-        return {k: str(options[k]) for k in sorted(options) if k not in _RUNTIME_OPTIONS}
+        from ..methods import output_options
+
+        return {} if self.options[name] is None else output_options(self.options[name])
 
     def cache_folder(self, name: str) -> str:
         """``name``, or ``name@<hash>`` when it has output options (so other options never share a cache)."""
@@ -274,8 +269,9 @@ def evaluate(
     """Run the evaluation; returns the results dict on the main process (None on the others).
 
     Args:
-        methods: method names for :func:`sete_vsr.methods.load_method`, or
-            ``{name: VSRMethod}`` for methods built in code.
+        methods: method names (their options from ``settings``), or ``{name: given}`` where ``given`` is a
+            :class:`~sete_vsr.methods.VSRMethod` built in code or the method's parsed options
+            (:func:`sete_vsr.methods.resolve_method_options`, as ``sete-vsr eval`` gives them).
         metric_names: names for :func:`sete_vsr.eval.metrics.build_metric`.
     """
     from tqdm.auto import tqdm
@@ -289,9 +285,7 @@ def evaluate(
     device = resolve_device(settings.device, state)
     metrics, skipped = build_metrics(metric_names, dataset, settings, device)
     clips = _split_clips(dataset.clips, state)
-    loader = _Methods(
-        method_map, _with_device(settings.method_options, settings.device, device), settings.options_by_method
-    )
+    loader = _Methods(method_map, settings, device)
 
     # labels: the name in tables, CSVs and plots (the built method's name, or the one its cache records)
     records, profiles, timings, labels = [], {}, {m: [] for m in method_map}, {}

@@ -1,7 +1,7 @@
 """SeTe-VSR behind the common :class:`~sete_vsr.methods.VSRMethod` interface (``sete-vsr eval --methods sete-vsr``).
 
-Options arrive as strings from the command line (``--method-option model=DIR --method-option steps=20``) and are
-converted here.
+Its options (``--method-option model=DIR --method-option steps=20``) are
+:class:`~sete_vsr.method_options.SeTeVSROptions`, converted from text before the method is built.
 
 A pipeline that was never trained (assembled by ``sete-vsr init``, or the tiny random preset: no
 ``assembled_from["training_stages"]`` in its ``model_index.json``) is named ``sete-vsr-untrained``, as SEEM without
@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from ..errors import SeteVSRError
-from ..methods import VSRMethod
-from ..options import as_bool, default_device, torch_dtype
+from ..method_options import SeTeVSROptions
+from ..vsr_method import VSRMethod
+from ..options import default_device, torch_dtype
 
 
 def load_pipeline(
@@ -71,15 +72,8 @@ class SeTeVSRMethod(VSRMethod):
     """The SeTe-VSR pipeline as a :class:`VSRMethod`: `(T, H, W, 3)` uint8 -> `(T, 4H, 4W, 3)` uint8.
 
     Args:
-        model: pipeline folder or Hub id (``checkpoint`` is accepted as an alias, as for the baselines).
-        device: torch device; default CUDA when available.
-        dtype: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
-        steps: denoising steps; default the model's recorded setting, else 50.
-        window_length, window_overlap, tile_size, tile_overlap, decode_chunk_size: as the pipeline's call.
-        color_fix: ``"none"``, ``"wavelet"`` or ``"adain"``.
-        seed: seed of the noise, the same for every clip.
-        cpu_offload: see :func:`load_pipeline`.
-        progress: show progress bars.
+        options: the model (``model``, or ``checkpoint`` as for the baselines), where and how it runs, and the
+            pipeline call's settings (:class:`~sete_vsr.method_options.SeTeVSROptions`).
 
     Attributes:
         name: ``"sete-vsr"``, or ``"sete-vsr-untrained"`` for a pipeline never trained.
@@ -87,40 +81,22 @@ class SeTeVSRMethod(VSRMethod):
         training_stages: that record, one entry per ``sete_vsr.train`` run (``stage``, ``steps``...), oldest first.
     """
 
-    def __init__(
-        self,
-        model: str | None = None,
-        checkpoint: str | None = None,
-        device: str | None = None,
-        dtype: str = "fp32",
-        steps: int | str | None = None,
-        window_length: int | str | None = None,
-        window_overlap: int | str | None = None,
-        tile_size: int | str | None = None,
-        tile_overlap: int | str | None = None,
-        decode_chunk_size: int | str | None = None,
-        color_fix: str = "none",
-        seed: int | str = 0,
-        cpu_offload: bool | str = False,
-        progress: bool | str = True,
-    ):
-        model = model or checkpoint
-        if model is None:
-            raise SeteVSRError("sete-vsr needs a model: --method-option model=DIR_OR_HUB_ID")
-        self.pipe = load_pipeline(model, device, dtype, as_bool(cpu_offload))
+    def __init__(self, options: SeTeVSROptions):
+        model = options.model or options.checkpoint
+        self.pipe = load_pipeline(model, options.device, options.dtype, options.cpu_offload)
         self.training_stages = list((self.pipe.config.get("assembled_from") or {}).get("training_stages") or [])
         self.trained = bool(self.training_stages)
         self.name = "sete-vsr" if self.trained else "sete-vsr-untrained"
-        self.pipe.set_progress_bar_config(disable=not as_bool(progress))
-        self.seed = int(seed)
+        self.pipe.set_progress_bar_config(disable=not options.progress)
+        self.seed = options.seed
         self.call_options = {
-            "num_inference_steps": _as_int(steps),
-            "window_length": _as_int(window_length),
-            "window_overlap": _as_int(window_overlap),
-            "tile_size": _as_int(tile_size),
-            "tile_overlap": _as_int(tile_overlap),
-            "decode_chunk_size": _as_int(decode_chunk_size),
-            "color_fix": None if color_fix in (None, "none") else color_fix,
+            "num_inference_steps": options.steps,
+            "window_length": options.window_length,
+            "window_overlap": options.window_overlap,
+            "tile_size": options.tile_size,
+            "tile_overlap": options.tile_overlap,
+            "decode_chunk_size": options.decode_chunk_size,
+            "color_fix": None if options.color_fix == "none" else options.color_fix,
         }
 
     def upscale(self, frames: np.ndarray) -> np.ndarray:
@@ -130,7 +106,3 @@ class SeTeVSRMethod(VSRMethod):
         generator = torch.Generator(self.pipe._execution_device).manual_seed(self.seed)
         self.pipe(frames, generator=generator, write_to=_ArrayWriter(out), **self.call_options)
         return out
-
-
-def _as_int(value: int | str | None) -> int | None:
-    return None if value is None or value == "" else int(value)

@@ -1,6 +1,6 @@
 """Metrics by name: full-reference, no-reference and temporal.
 
-``build_metric(name, **options)`` returns a :class:`~.base.Metric` whose
+``build_metric(name, device=..., crop_border=...)`` returns a :class:`~.base.Metric` whose
 ``info`` declares direction, kind, scope, input convention and implementation.
 Modules are imported only when their metric is asked for. A metric whose files
 are missing raises :class:`~sete_vsr.weight_dirs.WeightsUnavailable`; the
@@ -30,32 +30,39 @@ backend is always part of a temporal metric's recorded name.
 
 from __future__ import annotations
 
-import importlib
-
 from ...errors import SeteVSRError
+from ...registry import Entry, Registry
 from ...weight_dirs import WeightsUnavailable
-from .base import Metric, MetricInfo
+from .base import Metric, MetricInfo, MetricOptions
 
-# name -> ("module:factory" relative to this package, preset keyword arguments)
-METRICS: dict[str, tuple[str, dict]] = {
-    "psnr": (".fullref:FullReference", {"which": "psnr"}),
-    "psnr_y": (".fullref:FullReference", {"which": "psnr", "y_channel": True}),
-    "ssim": (".fullref:FullReference", {"which": "ssim"}),
-    "ssim_y": (".fullref:FullReference", {"which": "ssim", "y_channel": True}),
-    "lpips": (".deep:LPIPS", {}),
-    "dists": (".deep:DISTSMetric", {}),
-    "niqe": (".niqe:NIQE", {}),
-    "brisque": (".brisque:BRISQUE", {}),
-    "musiq": (".external:PyIQAMetric", {"which": "musiq"}),
-    "clipiqa": (".external:PyIQAMetric", {"which": "clipiqa"}),
-    "dover": (".dover:DOVERMetric", {}),
-    "ewarp_dis": (".temporal:WarpingError", {"backend": "dis"}),
-    "ewarp_farneback": (".temporal:WarpingError", {"backend": "farneback"}),
-    "ewarp_raft": (".temporal:WarpingError", {"backend": "raft"}),
-    "ewarp_spynet": (".temporal:WarpingError", {"backend": "spynet"}),
-    "tof": (".temporal:TemporalOF", {}),
-    "tlp": (".temporal:TemporalLPIPS", {}),
-}
+
+def _metric(name: str, target: str, label: str, **presets) -> Entry:
+    return Entry(name, f"sete_vsr.eval.metrics.{target}", label, MetricOptions, presets)
+
+
+# Every metric by name; factories take ``options=MetricOptions(...)`` and the entry's presets.
+METRICS = Registry(
+    "metric",
+    (
+        _metric("psnr", "fullref:FullReference", "PSNR on RGB", which="psnr"),
+        _metric("psnr_y", "fullref:FullReference", "PSNR on BT.601 Y", which="psnr", y_channel=True),
+        _metric("ssim", "fullref:FullReference", "SSIM on RGB", which="ssim"),
+        _metric("ssim_y", "fullref:FullReference", "SSIM on BT.601 Y", which="ssim", y_channel=True),
+        _metric("lpips", "deep:LPIPS", "LPIPS v0.1 AlexNet"),
+        _metric("dists", "deep:DISTSMetric", "DISTS"),
+        _metric("niqe", "niqe:NIQE", "NIQE, BasicSR/MATLAB convention"),
+        _metric("brisque", "brisque:BRISQUE", "BRISQUE, LIVE formulation"),
+        _metric("musiq", "external:PyIQAMetric", "MUSIQ through pyiqa", which="musiq"),
+        _metric("clipiqa", "external:PyIQAMetric", "CLIP-IQA through pyiqa", which="clipiqa"),
+        _metric("dover", "dover:DOVERMetric", "DOVER fused overall score"),
+        _metric("ewarp_dis", "temporal:WarpingError", "E_warp x1e-3, DIS flow", backend="dis"),
+        _metric("ewarp_farneback", "temporal:WarpingError", "E_warp x1e-3, Farneback flow", backend="farneback"),
+        _metric("ewarp_raft", "temporal:WarpingError", "E_warp x1e-3, RAFT flow", backend="raft"),
+        _metric("ewarp_spynet", "temporal:WarpingError", "E_warp x1e-3, SPyNet flow", backend="spynet"),
+        _metric("tof", "temporal:TemporalOF", "TecoGAN tOF (Farneback)"),
+        _metric("tlp", "temporal:TemporalLPIPS", "TecoGAN tLP x100"),
+    ),
+)
 
 
 # alias -> the metric name results are recorded under
@@ -64,7 +71,7 @@ METRIC_ALIASES: dict[str, str] = {"ewarp": "ewarp_dis"}
 
 def available_metrics() -> list[str]:
     """Names accepted by :func:`build_metric` (aliases included)."""
-    return [*METRICS, *METRIC_ALIASES]
+    return [*METRICS.names(), *METRIC_ALIASES]
 
 
 def canonical_metric_name(name: str) -> str:
@@ -72,8 +79,10 @@ def canonical_metric_name(name: str) -> str:
     return METRIC_ALIASES.get(name, name)
 
 
-def build_metric(name: str, **options) -> Metric:
-    """Build metric ``name``; ``options`` (``device``, ``crop_border``, ...) go to its factory.
+def build_metric(name: str, device: str = "cpu", crop_border: int = 0, **arguments) -> Metric:
+    """Build metric ``name`` on ``device``, cropping ``crop_border`` pixels where it crops (PSNR, SSIM, NIQE).
+
+    ``arguments``: keyword arguments of the metric's own class (DOVER's ``seed``, ``repeats``, ``views``).
 
     Raises:
         SeteVSRError: unknown name.
@@ -82,10 +91,7 @@ def build_metric(name: str, **options) -> Metric:
     name = canonical_metric_name(name)
     if name not in METRICS:
         raise SeteVSRError(f"unknown metric {name!r}; available: {', '.join(available_metrics())}")
-    target, presets = METRICS[name]
-    module_name, factory = target.split(":")
-    module = importlib.import_module(module_name, __name__)
-    return getattr(module, factory)(**{**presets, **options})
+    return METRICS[name].build(MetricOptions(device=str(device), crop_border=int(crop_border)), **arguments)
 
 
 __all__ = [
@@ -93,6 +99,7 @@ __all__ = [
     "METRIC_ALIASES",
     "Metric",
     "MetricInfo",
+    "MetricOptions",
     "WeightsUnavailable",
     "available_metrics",
     "build_metric",

@@ -23,6 +23,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
+@dataclass(frozen=True, kw_only=True)
+class MetricOptions:
+    """What the runner gives every metric: the ``device`` of deep metrics and flow backends, and the
+    ``crop_border`` (pixels cropped on each side) of PSNR, SSIM and NIQE. Each metric reads what it needs."""
+
+    device: str = "cpu"
+    crop_border: int = 0
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """Declared facts about a metric, written next to its numbers.

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ...weight_dirs import find_weight
-from .base import Metric, MetricInfo, check_frames
+from .base import Metric, MetricInfo, MetricOptions, check_frames
 from .nss import aggd_fit, aggd_mean
 
 MODEL_FILES = ("brisque/opencv_brisque_model_live.yml", "opencv_brisque_model_live.yml", "brisque_model_live.yml")
@@ -109,8 +109,8 @@ def svr_score(features: np.ndarray, model: dict) -> np.ndarray:
 class BRISQUE(Metric):
     """BRISQUE per frame; see the module docstring for the convention and model."""
 
-    def __init__(self, **unused):
-        del unused
+    def __init__(self, options: MetricOptions = MetricOptions()):
+        del options  # BRISQUE runs on the CPU on whole frames
         self.model_path, self.range_path = find_weight(*MODEL_FILES), find_weight(*RANGE_FILES)
         self.model = load_svr(self.model_path, self.range_path)
         self.info = MetricInfo(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...weight_dirs import find_weight
-from .base import Metric, MetricInfo, check_frames
+from .base import Metric, MetricInfo, MetricOptions, check_frames
 
 ALEXNET_FILES = ("alexnet-owt-7be5be79.pth", "torchvision/alexnet-owt-7be5be79.pth")
 LPIPS_HEAD_FILES = ("lpips/v0.1/alex.pth", "v0.1/alex.pth", "LPIPS_v0.1_alex-df73285e.pth")
@@ -174,10 +174,9 @@ class PairwiseDeepMetric(Metric):
 class LPIPS(PairwiseDeepMetric):
     """LPIPS AlexNet v0.1 per frame against GT (see module docstring)."""
 
-    def __init__(self, device="cpu", **unused):
-        del unused
+    def __init__(self, options: MetricOptions = MetricOptions()):
         backbone, head = find_weight(*ALEXNET_FILES), find_weight(*LPIPS_HEAD_FILES)
-        super().__init__(build_lpips_net(backbone, head), device)
+        super().__init__(build_lpips_net(backbone, head), options.device)
         self.info = MetricInfo(
             name="lpips",
             label="LPIPS",
@@ -193,10 +192,9 @@ class LPIPS(PairwiseDeepMetric):
 class DISTSMetric(PairwiseDeepMetric):
     """DISTS per frame against GT (see module docstring)."""
 
-    def __init__(self, device="cpu", **unused):
-        del unused
+    def __init__(self, options: MetricOptions = MetricOptions()):
         backbone, weights = find_weight(*VGG16_FILES), find_weight(*DISTS_FILES)
-        super().__init__(build_dists_net(backbone, weights), device)
+        super().__init__(build_dists_net(backbone, weights), options.device)
         self.info = MetricInfo(
             name="dists",
             label="DISTS",

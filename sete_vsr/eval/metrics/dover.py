@@ -64,7 +64,7 @@ from torch import nn
 
 from ...errors import SeteVSRError
 from ...weight_dirs import find_weight
-from .base import Metric, MetricInfo, check_frames
+from .base import Metric, MetricInfo, MetricOptions, check_frames
 from .external import dover_fusion
 
 DOVER_FILES = ("DOVER.pth", "dover/DOVER.pth", "pretrained_weights/DOVER.pth")
@@ -580,16 +580,16 @@ class DOVERMetric(Metric):
     """DOVER fused overall score of a whole clip (scope ``"video"``), higher is better.
 
     Args:
-        device: torch device for the network.
+        options: ``device``, the torch device for the network.
         seed: seed of the fragment/frame sampling (same video, same seed -> same score).
         repeats: average the scores over ``repeats`` samplings (seeds ``seed .. seed+repeats-1``).
         weights: path of ``DOVER.pth``; looked up in the weight directories when None.
         views: view sampling (release defaults).
     """
 
-    def __init__(self, device: str = "cpu", seed: int = 0, repeats: int = 1, weights=None,
-                 views: DOVERViews | None = None, **unused):
-        del unused
+    def __init__(self, options: MetricOptions = MetricOptions(), seed: int = 0, repeats: int = 1, weights=None,
+                 views: DOVERViews | None = None):
+        device = options.device
         path = Path(weights) if weights is not None else find_weight(*DOVER_FILES)
         if not path.is_file():
             raise SeteVSRError(f"DOVER weights {path} do not exist")

@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from ...weight_dirs import WeightsUnavailable, find_weight
-from .base import Metric, MetricInfo, check_frames
+from .base import Metric, MetricInfo, MetricOptions, check_frames
 
 PYIQA_FILES = {
     "musiq": ("musiq_koniq_ckpt-e95806b9.pth",),
@@ -44,8 +44,8 @@ def _pyiqa_cache_file(names: tuple[str, ...]):
 class PyIQAMetric(Metric):
     """A pyiqa no-reference metric per frame (``musiq`` or ``clipiqa``)."""
 
-    def __init__(self, which: str, device: str = "cpu", **unused):
-        del unused
+    def __init__(self, which: str, options: MetricOptions = MetricOptions()):
+        device = options.device
         try:
             import pyiqa
         except ImportError:

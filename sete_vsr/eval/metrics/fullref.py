@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .base import Metric, MetricInfo, check_frames
+from .base import Metric, MetricInfo, MetricOptions, check_frames
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
 PSNR_CAP_DB = 100.0
@@ -92,13 +92,12 @@ class FullReference(Metric):
     Args:
         which: ``"psnr"`` or ``"ssim"``.
         y_channel: compute on BT.601 Y instead of RGB.
-        crop_border: pixels cropped on each side.
+        options: ``crop_border``, pixels cropped on each side.
     """
 
-    def __init__(self, which: str, y_channel: bool = False, crop_border: int = 0, **unused):
-        del unused
+    def __init__(self, which: str, y_channel: bool = False, options: MetricOptions = MetricOptions()):
         self._fn = {"psnr": psnr, "ssim": ssim}[which]
-        self.y_channel, self.crop_border = y_channel, int(crop_border)
+        self.y_channel, self.crop_border = y_channel, options.crop_border
         space = "Y (BT.601, MATLAB rgb2ycbcr)" if y_channel else "RGB"
         self.info = MetricInfo(
             name=which + ("_y" if y_channel else ""),

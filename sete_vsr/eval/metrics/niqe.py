@@ -22,7 +22,7 @@ import numpy as np
 
 from ...data.imresize import imresize
 from ...weight_dirs import find_weight
-from .base import Metric, MetricInfo, check_frames
+from .base import Metric, MetricInfo, MetricOptions, check_frames
 from .fullref import rgb_to_y
 from .nss import PAIR_SHIFTS, aggd_fit, aggd_mean, mscn
 
@@ -75,13 +75,12 @@ def niqe_gray(img: np.ndarray, mu_pris: np.ndarray, cov_pris: np.ndarray, window
 class NIQE(Metric):
     """NIQE per frame; see the module docstring for the convention."""
 
-    def __init__(self, crop_border: int = 0, **unused):
-        del unused
+    def __init__(self, options: MetricOptions = MetricOptions()):
         self.params_path = find_weight(*PARAMS_FILES)
         params = np.load(self.params_path)
         self.mu, self.cov = params["mu_pris_param"], params["cov_pris_param"]
         self.window = params["gaussian_window"]
-        self.crop_border = int(crop_border)
+        self.crop_border = options.crop_border
         self.info = MetricInfo(
             name="niqe",
             label="NIQE",

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Metric, MetricInfo, check_frames
+from .base import Metric, MetricInfo, MetricOptions, check_frames
 from .flow_backends import FLOW_BACKENDS, FLOW_LABELS, farneback_backend, warp
 
 
@@ -75,9 +75,8 @@ def warping_errors(frames: np.ndarray, flow_fn, downscale: float = 0.5) -> np.nd
 class WarpingError(Metric):
     """E_warp x 10^-3 of the output itself with a named flow backend (see module docstring)."""
 
-    def __init__(self, backend: str = "dis", device: str = "cpu", **unused):
-        del unused
-        self.flow_fn = FLOW_BACKENDS[backend](device=device)
+    def __init__(self, backend: str = "dis", options: MetricOptions = MetricOptions()):
+        self.flow_fn = FLOW_BACKENDS[backend](device=options.device)
         label = FLOW_LABELS.get(backend, backend)
         flow = getattr(self.flow_fn, "description", label)
         self.info = MetricInfo(
@@ -117,9 +116,9 @@ def _teco_pairs(n: int, cutfr: int) -> np.ndarray:
 class TemporalOF(Metric):
     """tOF: TecoGAN's Farneback flow difference between GT and output (see module docstring)."""
 
-    def __init__(self, cutfr: int = 2, **unused):
-        del unused
-        self.cutfr = int(cutfr)
+    def __init__(self, cutfr: int = 2, options: MetricOptions = MetricOptions()):
+        del options  # Farneback flow on the CPU
+        self.cutfr = cutfr
         self.flow_fn = farneback_backend()
         self.info = MetricInfo(
             name="tof",
@@ -146,12 +145,11 @@ class TemporalOF(Metric):
 class TemporalLPIPS(Metric):
     """tLP x 100: TecoGAN's LPIPS difference of consecutive frames between GT and output."""
 
-    def __init__(self, cutfr: int = 2, device: str = "cpu", **unused):
-        del unused
+    def __init__(self, cutfr: int = 2, options: MetricOptions = MetricOptions()):
         from .deep import LPIPS
 
-        self.cutfr = int(cutfr)
-        self.lpips = LPIPS(device=device)
+        self.cutfr = cutfr
+        self.lpips = LPIPS(options)
         self.info = MetricInfo(
             name="tlp",
             label="tLP ×100",
