@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..data.degradations import BD, BI, Downscaling
 from ..errors import SeteVSRError
+from ..options import TRUE_WORDS
 from ..registry import Entry, Registry
 from ..weight_dirs import weight_dirs
 
@@ -194,7 +195,7 @@ def _search_dirs(spec: BaselineSpec) -> list[Path]:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(var, "").lower() in ("1", "true", "yes") for var in ("HF_HUB_OFFLINE", "SETE_VSR_OFFLINE"))
+    return any(os.environ.get(var, "").lower() in TRUE_WORDS for var in ("HF_HUB_OFFLINE", "SETE_VSR_OFFLINE"))
 
 
 def sha256_of(path: Path) -> str:
