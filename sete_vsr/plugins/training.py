@@ -49,7 +49,7 @@ class PluginDataConfig:
     Attributes:
         root: folder of clip folders of HR frames, ``root/<clip>/<frame>.png`` (e.g. REDS ``train_sharp``).
         exclude: clip names left out; ``null``: the evaluation clips, REDS4 (000, 011, 015, 020) and Vid4
-            (calendar, city, foliage, walk), :data:`~sete_vsr.data.train_datasets.EVALUATION_CLIPS`.
+            (calendar, city, foliage, walk), :data:`~sete_vsr.data.benchmark_clips.EVALUATION_CLIPS`.
         num_frames: consecutive frames per clip; EDVR needs its ``num_frame``.
         patch_size: HR crop side, a multiple of 4; the LR patch is a quarter of it (64 x 64 in both papers).
         augment: random horizontal/vertical flips and transposes of whole clips.
@@ -157,7 +157,8 @@ def build_dataset(config: PluginTrainConfig, degradation: Downscaling):
     Raises:
         SeteVSRError: no ``data.root``, a missing folder, or no usable clip in it.
     """
-    from ..data.train_datasets import EVALUATION_CLIPS, FrameFolderDataset
+    from ..data.benchmark_clips import EVALUATION_CLIPS
+    from ..data.train_datasets import FrameFolderDataset
 
     data = config.data
     if data.root is None:
