@@ -24,7 +24,8 @@ from sete_vsr.pipelines.assemble import tiny_pipeline
 from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
 from sete_vsr.train.config import load_config
 from sete_vsr.train.data import collate_clips
-from sete_vsr.train.loop import diffusion_loss, main as train
+from sete_vsr.train.loop import main as train
+from sete_vsr.train.losses import diffusion_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = ROOT.parent / "shared" / "data" / "frames" / "vid4_GT"

@@ -14,6 +14,7 @@ import torch
 
 from sete_vsr.eval.metrics import METRICS, WeightsUnavailable, build_metric
 from sete_vsr.eval.metrics import dover as dv
+from sete_vsr.eval.metrics import video_swin as vs
 
 SMALL = dv.with_views(tech_clip_len=4, tech_num_clips=1, aes_clip_len=4, aes_t_frag=4)
 
@@ -110,7 +111,7 @@ def test_state_dict_has_the_release_layout(random_state):
 
 
 def test_relative_position_index_matches_swin_definition():
-    index = dv._relative_position_index((2, 3, 3))
+    index = vs._relative_position_index((2, 3, 3))
     coords = [(d, h, w) for d in range(2) for h in range(3) for w in range(3)]
     for i, a in enumerate(coords):
         for j, b in enumerate(coords):
@@ -277,7 +278,7 @@ def test_aesthetic_resize_matches_torchvision_tensor_resize():
 
 def test_fragment_gate_is_the_fragment_distance():
     d, h, w, window, shift = 2, 14, 14, (2, 7, 7), (1, 3, 3)
-    gate = dv._fragment_gate(d, h, w, window, shift, "cpu")
+    gate = vs._fragment_gate(d, h, w, window, shift, "cpu")
     assert gate.shape == (4, 98, 98)
 
     def fragment(y, x):  # token (y, x) of the rolled map came from ((y + 3) % 14, (x + 3) % 14)
@@ -294,7 +295,7 @@ def test_fragment_gate_is_the_fragment_distance():
 
 def test_window_attention_matches_explicit_formula():
     torch.manual_seed(0)
-    attn = dv.WindowAttention3D(dim=12, window=(2, 2, 2), heads=3, frag_bias=True).eval()
+    attn = vs.WindowAttention3D(dim=12, window=(2, 2, 2), heads=3, frag_bias=True).eval()
     with torch.no_grad():
         attn.fragment_position_bias_table.normal_()
         attn.relative_position_bias_table.normal_()

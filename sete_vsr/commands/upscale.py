@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from ..data.video_io import VideoReader, open_writer
+    from ..data.video_io import VideoReader, open_output
     from ..errors import SeteVSRError
 
     start = time.perf_counter()
@@ -64,17 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
     reader = VideoReader(source, max_frames=args.max_frames, dtype="float32" if args.model else "uint8")
     info = reader.info
-    writer = open_writer(output, fps=info.fps, audio_from=source if source.is_file() else None)
-    try:
+    with open_output(output, reader) as writer:
         if args.model is not None:
             _upscale_with_model(args, reader, writer)
         else:
             _upscale_with_method(args, reader, writer)
-        num_frames = writer.num_frames
-        path = writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+    num_frames, path = writer.num_frames, writer.path
     seconds = time.perf_counter() - start
     print(
         f"upscaled {num_frames} frames {info.width}x{info.height} -> {4 * info.width}x{4 * info.height} "

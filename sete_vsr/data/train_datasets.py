@@ -58,14 +58,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import SeteVSRError
+from .benchmark_clips import REDS4_CLIPS
 from .realworld_degradation import RealBasicVSRConfig, RealBasicVSRDegradation, unsharp_mask
 
 logger = logging.getLogger(__name__)
 
-REDS4_CLIPS = ("000", "011", "015", "020")
-VID4_CLIPS = ("calendar", "city", "foliage", "walk")
-# the test clips of the evaluation sets named by clip (REDS4, Vid4), which training leaves out unless told otherwise
-EVALUATION_CLIPS = REDS4_CLIPS + VID4_CLIPS
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 

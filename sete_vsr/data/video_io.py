@@ -14,7 +14,8 @@ original angle is reported in :class:`VideoInfo`.
 
 Writers put mp4/mkv/mov videos (H.264 ``libx264``, ``yuv420p``, the given fps, the input's audio copied packet for
 packet) or folders of ``%08d.png`` frames. Everything is written under a hidden temporary name in the destination
-folder and renamed at the end, so an interrupted or failed run never leaves a file that looks complete.
+folder and renamed at the end, so an interrupted or failed run never leaves a file that looks complete;
+:func:`open_output` opens the writer of a processed clip with the fps and audio of the clip read.
 
 Errors the user can fix (missing input, unreadable or truncated video, no frames, frames of mixed sizes, an output
 that cannot be written) raise :class:`~sete_vsr.errors.SeteVSRError` with one line.
@@ -590,6 +591,17 @@ def open_writer(
     if path.suffix == "" or path.is_dir():
         return FrameFolderWriter(path, overwrite=overwrite)
     raise SeteVSRError(f"unsupported output {path}: use a video ({', '.join(VIDEO_EXTENSIONS)}) or a folder")
+
+
+def open_output(path: str | os.PathLike, reader: VideoReader) -> VideoWriter | FrameFolderWriter:
+    """The writer of a processed version of ``reader``'s clip: its fps and, read from a video file, its audio.
+
+    Use it as a context manager around the processing: leaving the block normally moves the output into place, any
+    exception (interruptions included) deletes the half-written output and leaves the destination as it was.
+    """
+    source = reader.info.source
+    audio = source if source is not None and source.is_file() else None
+    return open_writer(path, fps=reader.info.fps, audio_from=audio)
 
 
 def write_video(

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.benchmark_clips import REDS4_CLIPS, VID4_CLIPS
 from ..errors import SeteVSRError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -59,8 +60,8 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "vid4": Layout(("calendar", "city", "foliage", "walk"), True, "BI", psnr_convention="Y channel, crop 0"),
-    "reds4": Layout(("000", "011", "015", "020"), True, "realbasicvsr", ("GT", "train_sharp"), "RGB, crop 0"),
+    "vid4": Layout(VID4_CLIPS, True, "BI", psnr_convention="Y channel, crop 0"),
+    "reds4": Layout(REDS4_CLIPS, True, "realbasicvsr", ("GT", "train_sharp"), "RGB, crop 0"),
     "spmcs": Layout(None, True, "realbasicvsr", psnr_convention="RGB, crop 0"),
     "udm10": Layout(None, True, "BI", psnr_convention="Y channel, crop 0"),
     "videolq": Layout(None, False, None),

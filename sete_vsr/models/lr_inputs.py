@@ -8,7 +8,7 @@ For LR frames `(N, 3, h, w)` in [-1, 1] (a training crop, or the region of a fra
   (the longer side resized to SAM2's input size, the rest padded and left out of the result), average-pooled to the
   U-Net's token grid `(N, 256, g, g)`. Pooling is idempotent, so the U-Net's tokenizer gives the same tokens.
 
-The training loop (:func:`sete_vsr.train.loop.diffusion_loss`), the latent cache (:mod:`sete_vsr.train.cache`) and
+The training loss (:func:`sete_vsr.train.losses.diffusion_loss`), the latent cache (:mod:`sete_vsr.train.cache`) and
 :meth:`sete_vsr.pipelines.pipeline.SeTeVSRPipeline.encode_conditioning` all call :func:`encode_conditioning`; the
 pipeline calls it on each latent tile's LR region, so a tile attends to the semantics of the region it denoises, as a
 training crop does.

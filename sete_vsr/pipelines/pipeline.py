@@ -22,6 +22,7 @@ all held when they go to a writer.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
@@ -44,7 +45,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from ..data.video_io import VideoReader, open_writer
+from ..data.video_io import VideoReader, open_output
 from ..errors import SeteVSRError
 from ..models.blending import BlendAccumulator, plan_regions, plan_spans
 from ..models.lr_inputs import SCALE, bicubic_upsample, encode_lr_latents, semantic_embeddings
@@ -464,7 +465,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
             generator: a ``torch.Generator`` for reproducible noise.
             latents: initial noise `(T, 4, h, w)` (unscaled), instead of drawing it.
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"`` (skips decoding).
-            write_to: stream the frames to a video path / PNG folder (see :func:`sete_vsr.data.video_io.open_writer`;
+            write_to: stream the frames to a video path / PNG folder (see :func:`sete_vsr.data.video_io.open_output`;
                 same fps, audio copied) or to any object with a ``write(frame)`` method taking `(4H, 4W, 3)` uint8
                 frames. Frames are then not kept (``.frames`` is ``None``).
             return_dict: return a :class:`SeTeVSRPipelineOutput` rather than a tuple.
@@ -511,21 +512,21 @@ class SeTeVSRPipeline(DiffusionPipeline):
         self._interrupt = False
         device = self._execution_device
         reader = video if isinstance(video, VideoReader) else VideoReader(video, max_frames=max_frames, dtype="float32")
-        writer, own_writer = write_to, False
-        if write_to is not None and not hasattr(write_to, "write"):
-            source = reader.info.source
-            audio = source if source is not None and source.is_file() else None
-            writer, own_writer = open_writer(write_to, fps=reader.info.fps, audio_from=audio), True
-        upcast_vae = self.vae.dtype == torch.float16 and self.vae.config.force_upcast
+        own_writer = write_to is not None and not hasattr(write_to, "write")
 
-        try:
+        with contextlib.ExitStack() as cleanup:
+            # A path becomes an output that appears only once complete (deleted on any error); a writer object stays
+            # its owner's to close.
+            writer = cleanup.enter_context(open_output(write_to, reader)) if own_writer else write_to
+            if self.vae.dtype == torch.float16 and self.vae.config.force_upcast:  # the SD VAE overflows in float16
+                self.vae.to(dtype=torch.float32)
+                cleanup.callback(self.vae.to, dtype=torch.float16)
+
             # 2. Encode the prompt (optional), the LR latents and the semantic embeddings, window by window.
             if prompt is not None:
                 prompt_embeds = encode_prompt(self.text_encoder, self.tokenizer, prompt, device)
             if prompt_embeds is not None:
                 prompt_embeds = prompt_embeds.to(device, self.unet.dtype)
-            if upcast_vae:  # the SD VAE overflows in float16
-                self.vae.to(dtype=torch.float32)
             height, width = self.latent_size(reader.info.height, reader.info.width)
             tiles = [
                 (rows, cols)
@@ -576,14 +577,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
                     output_type,
                     writer,
                 )
-            path = writer.close() if own_writer else None
-        except BaseException:
-            if own_writer:
-                writer.abort()
-            raise
-        finally:
-            if upcast_vae:
-                self.vae.to(dtype=torch.float16)
+        path = writer.path if own_writer else None
 
         # 7. Offload all models.
         self.maybe_free_model_hooks()

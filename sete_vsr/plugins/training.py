@@ -31,7 +31,7 @@ from ..data.degradations import Downscaling
 from ..errors import SeteVSRError
 from .sam_prior import DEFAULT_SAM2_MODEL
 from ..train.checkpoints import CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint
-from ..train.config import config_to_dict, save_config
+from ..train.config import check_run_settings, config_to_dict, save_config
 from ..train.data import collate_clips
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class PluginDataConfig:
     Attributes:
         root: folder of clip folders of HR frames, ``root/<clip>/<frame>.png`` (e.g. REDS ``train_sharp``).
         exclude: clip names left out; ``null``: the evaluation clips, REDS4 (000, 011, 015, 020) and Vid4
-            (calendar, city, foliage, walk), :data:`~sete_vsr.data.train_datasets.EVALUATION_CLIPS`.
+            (calendar, city, foliage, walk), :data:`~sete_vsr.data.benchmark_clips.EVALUATION_CLIPS`.
         num_frames: consecutive frames per clip; EDVR needs its ``num_frame``.
         patch_size: HR crop side, a multiple of 4; the LR patch is a quarter of it (64 x 64 in both papers).
         augment: random horizontal/vertical flips and transposes of whole clips.
@@ -127,11 +127,8 @@ def check_config(config: PluginTrainConfig, positive: dict[str, int] = ()) -> No
     Raises:
         SeteVSRError: a value out of range, naming its key.
     """
-    choices = {"tuning": (config.tuning, TUNINGS)}
-    choices["mixed_precision"] = (config.mixed_precision, (None, "no", "fp16", "bf16"))
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise SeteVSRError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+    if config.tuning not in TUNINGS:
+        raise SeteVSRError(f"tuning must be one of {', '.join(TUNINGS)}, got {config.tuning!r}")
     counts = {
         "train_batch_size": config.train_batch_size,
         "max_train_steps": config.max_train_steps,
@@ -139,13 +136,9 @@ def check_config(config: PluginTrainConfig, positive: dict[str, int] = ()) -> No
         "data.num_frames": config.data.num_frames,
         **dict(positive),
     }
-    for key, value in counts.items():
-        if value < 1:
-            raise SeteVSRError(f"{key} must be at least 1, got {value}")
+    check_run_settings(config.mixed_precision, counts, config.checkpoints_total_limit)
     if config.data.patch_size < 4 or config.data.patch_size % 4:
         raise SeteVSRError(f"data.patch_size must be a positive multiple of 4, got {config.data.patch_size}")
-    if config.checkpoints_total_limit is not None and config.checkpoints_total_limit < 1:
-        raise SeteVSRError(f"checkpoints_total_limit must be at least 1 or null, got {config.checkpoints_total_limit}")
     if config.adam_weight_decay < 0:
         raise SeteVSRError(f"adam_weight_decay must be 0 or more, got {config.adam_weight_decay}")
 
@@ -157,7 +150,8 @@ def build_dataset(config: PluginTrainConfig, degradation: Downscaling):
     Raises:
         SeteVSRError: no ``data.root``, a missing folder, or no usable clip in it.
     """
-    from ..data.train_datasets import EVALUATION_CLIPS, FrameFolderDataset
+    from ..data.benchmark_clips import EVALUATION_CLIPS
+    from ..data.train_datasets import FrameFolderDataset
 
     data = config.data
     if data.root is None:

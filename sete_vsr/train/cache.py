@@ -8,7 +8,7 @@ Fill it with the run's own config (the same file and overrides as the training c
         data.cache_dir=/data/cache/stage1
 
 or from Python, ``fill_cache(load_config("configs/stage1.yaml", [...]), passes=8)``. For each of ``passes`` epochs
-and each training clip, the cache stores what :func:`~sete_vsr.train.loop.diffusion_loss` would compute from the
+and each training clip, the cache stores what :func:`~sete_vsr.train.losses.diffusion_loss` would compute from the
 frozen VAE and SAM2 for the clip drawn in that epoch (same crop, flips and degradation, since the training data are
 seeded by ``(seed, epoch, index)``): ``hr_moments`` (the VAE posterior of the GT, or of the unsharp-masked GT with
 ``data.usm_gt``; the latent itself is still drawn at training time), ``lr_latents`` and ``semantic_embeds``. Pixels

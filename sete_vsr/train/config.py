@@ -328,6 +328,28 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     raise SeteVSRError(f"config key {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
+def check_run_settings(
+    mixed_precision: str | None, counts: dict[str, int], checkpoints_total_limit: int | None
+) -> None:
+    """The range checks every trainer's config shares.
+
+    Args:
+        mixed_precision: ``no``, ``fp16``, ``bf16`` or ``None`` (accelerate's default).
+        counts: ``{key: value}`` of the settings that must be at least 1 (batch size, steps, frames...).
+        checkpoints_total_limit: at least 1, or ``None`` for no limit.
+
+    Raises:
+        SeteVSRError: a value out of range, naming its key.
+    """
+    if mixed_precision not in (None, "no", "fp16", "bf16"):
+        raise SeteVSRError(f"mixed_precision must be no, fp16, bf16 or null, got {mixed_precision!r}")
+    for key, value in counts.items():
+        if value < 1:
+            raise SeteVSRError(f"{key} must be at least 1, got {value}")
+    if checkpoints_total_limit is not None and checkpoints_total_limit < 1:
+        raise SeteVSRError(f"checkpoints_total_limit must be at least 1 or null, got {checkpoints_total_limit}")
+
+
 def _check(config: TrainConfig) -> None:
     """Value checks that need no file system access."""
     if config.stage not in STAGES:
@@ -348,20 +370,14 @@ def _check(config: TrainConfig) -> None:
         raise SeteVSRError("stage 2 needs a temporal module: temporal_transformer and tsam cannot both be false")
     if config.data.cache_dir is not None and config.stage == "vae":
         raise SeteVSRError("data.cache_dir is for stages 1 and 2 (the VAE stage runs its encoder on HR pixels)")
-    if config.mixed_precision not in (None, "no", "fp16", "bf16"):
-        raise SeteVSRError(f"mixed_precision must be no, fp16, bf16 or null, got {config.mixed_precision!r}")
-    positive = {
+    counts = {
         "train_batch_size": config.train_batch_size,
         "max_train_steps": config.max_train_steps,
         "gradient_accumulation_steps": config.gradient_accumulation_steps,
         "data.num_frames": config.data.num_frames,
         "validation.num_frames": config.validation.num_frames,
     }
-    for key, value in positive.items():
-        if value < 1:
-            raise SeteVSRError(f"{key} must be at least 1, got {value}")
-    if config.checkpoints_total_limit is not None and config.checkpoints_total_limit < 1:
-        raise SeteVSRError(f"checkpoints_total_limit must be at least 1 or null, got {config.checkpoints_total_limit}")
+    check_run_settings(config.mixed_precision, counts, config.checkpoints_total_limit)
     if config.push_to_hub and config.hub_model_id is None:
         config.hub_model_id = Path(config.output_dir).name
 

@@ -62,7 +62,8 @@ def build_train_dataset(config: TrainConfig, use_cache: bool = True):
     Raises:
         SeteVSRError: no ``data.root``, a missing folder, no usable clip in it, or a cache that does not match.
     """
-    from ..data.train_datasets import REDS4_CLIPS, FrameFolderDataset, PairedFolderDataset, REDSDataset, VideoFolderDataset
+    from ..data.benchmark_clips import REDS4_CLIPS
+    from ..data.train_datasets import FrameFolderDataset, PairedFolderDataset, REDSDataset, VideoFolderDataset
 
     data = config.data
     if use_cache and data.cache_dir is not None:

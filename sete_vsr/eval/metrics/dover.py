@@ -11,16 +11,10 @@ What is reproduced (``dover.yml``, ``dover/models/*.py``, ``dover/datasets/dover
 * **Model** ``DOVER(backbone_size="divided", backbone_preserve_keys="technical,aesthetic",
   divide_head=True, vqa_head=dict(in_channels=768, hidden_channels=64))``:
 
-  * ``technical_backbone``: FAST-VQA's video Swin-T (``swin_tiny_grpb`` =
-    ``SwinTransformer3D()`` defaults): patch (2,4,4), dim 96, depths (2,2,6,2),
-    heads (3,6,12,24), window (8,7,7), and in stages 1-3 a *gated relative position
-    bias*: a second table ``fragment_position_bias_table`` is used for token pairs of
-    the same fragment, the ordinary table weighted by the fragment distance for the
-    others (``bias = rel * g + frag * (1 - g)``, ``g = |dh| + |dw|`` of the fragment
-    indices, as released).
-  * ``aesthetic_backbone``: ConvNeXt-3D tiny (``convnext_3d_tiny``): stem Conv3d
-    (2,4,4)/(2,4,4), depths (3,3,9,3), dims (96,192,384,768), depthwise kernels
-    (1|3,7,7) by the inflate pattern "131", spatial output map kept.
+  * ``technical_backbone``: FAST-VQA's video Swin-T with the gated relative position
+    bias (:class:`~.video_swin.VideoSwinGRPB`).
+  * ``aesthetic_backbone``: ConvNeXt-3D tiny (:class:`~.convnext_3d.ConvNeXt3D`),
+    spatial output map kept.
   * ``technical_head`` / ``aesthetic_head``: ``VQAHead``: 1x1x1 Conv3d 768->64, GELU,
     64->1 on every position of the feature map (no pre-pooling).
 * **Views** (``data.val-l1080p`` of ``dover.yml``), from ``(T, H, W, 3)`` uint8 RGB:
@@ -40,9 +34,8 @@ What is reproduced (``dover.yml``, ``dover/models/*.py``, ``dover/datasets/dover
 * **Scores**: the raw score of a branch is the mean of its head's map over clips and
   positions; the overall is :func:`~.external.dover_fusion` (PROTOCOLS.md 3.4),
   a value in [0, 1] (DOVER's CSV prints it x100).
-* **Numerics**: window attention runs through ``scaled_dot_product_attention`` with the
-  bias as a float mask (the release: ``softmax(q*scale @ k^T + bias)``); results agree
-  to float32 rounding, not bit for bit. Cost on 2 CPU cores: about 70 s per video.
+* **Numerics**: window attention as in :mod:`.video_swin` (agrees with the release to
+  float32 rounding). Cost on 2 CPU cores: about 70 s per video.
 * **Seeding**: the release draws the temporal starts with ``np.random`` and the fragment
   offsets with ``torch.randint``. Here they come from ``np.random.RandomState(seed)``
   and a CPU ``torch.Generator`` seeded with ``seed``, in the release's call order, so a
@@ -52,9 +45,7 @@ What is reproduced (``dover.yml``, ``dover/models/*.py``, ``dover/datasets/dover
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +56,9 @@ from torch import nn
 from ...errors import SeteVSRError
 from ...weight_dirs import find_weight
 from .base import Metric, MetricInfo, MetricOptions, check_frames
+from .convnext_3d import ConvNeXt3D
 from .external import dover_fusion
+from .video_swin import VideoSwinGRPB
 
 DOVER_FILES = ("DOVER.pth", "dover/DOVER.pth", "pretrained_weights/DOVER.pth")
 MEAN = (123.675, 116.28, 103.53)
@@ -204,285 +197,6 @@ def sample_views(frames: np.ndarray, seed: int = 0, views: DOVERViews = DOVERVie
     tech = spatial_fragments(clip(tech_idx), generator, views.fragments, views.fsize, views.tech_clip_len)
     aes = resized_view(clip(aes_idx), views.aes_size, views.antialias)
     return {"technical": _normalise(tech, views.tech_num_clips), "aesthetic": _normalise(aes, views.aes_num_clips)}
-
-
-# ------------------------------------------------------------------ technical branch
-
-
-def _window_and_shift(x_size, window, shift):
-    """Window and shift shrunk to the feature size where it is not larger (shift 0 there)."""
-    window, shift = list(window), list(shift)
-    for i, n in enumerate(x_size):
-        if n <= window[i]:
-            window[i], shift[i] = n, 0
-    return tuple(window), tuple(shift)
-
-
-def _partition(x, window):
-    """``(B, D, H, W, C)`` -> ``(B * windows, Wd*Wh*Ww, C)``, windows in (b, d, h, w) order."""
-    b, d, h, w, c = x.shape
-    x = x.view(b, d // window[0], window[0], h // window[1], window[1], w // window[2], window[2], c)
-    return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, window[0] * window[1] * window[2], c)
-
-
-def _unpartition(windows, window, b, d, h, w):
-    x = windows.view(b, d // window[0], h // window[1], w // window[2], window[0], window[1], window[2], -1)
-    return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, d, h, w, -1)
-
-
-@lru_cache(maxsize=16)
-def _shift_mask(d, h, w, window, shift, device):
-    """The Swin attention mask (0 / -100) of the cyclically shifted windows, ``(windows, N, N)``."""
-    labels = torch.zeros((1, d, h, w, 1))
-    count = 0
-    spans = [(slice(-window[k]), slice(-window[k], -shift[k]), slice(-shift[k], None)) for k in range(3)]
-    for sd in spans[0]:
-        for sh in spans[1]:
-            for sw in spans[2]:
-                labels[:, sd, sh, sw, :] = count
-                count += 1
-    labels = _partition(labels, window).squeeze(-1)
-    diff = labels.unsqueeze(1) - labels.unsqueeze(2)
-    return diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0).to(device)
-
-
-@lru_cache(maxsize=16)
-def _fragment_gate(d, h, w, window, shift, device):
-    """Gate of the GRPB, ``(windows, N, N)``: L1 distance between the fragment indices of two tokens.
-
-    Fragment index of a token: nearest-neighbour map of a ``1 x Wh x Ww`` grid onto the
-    (padded) ``D x H x W`` map, shifted like the features.
-    """
-    grid = torch.stack(torch.meshgrid(torch.arange(1), torch.arange(window[1]), torch.arange(window[2]), indexing="ij"))
-    coords = F.interpolate(grid[None].float(), size=(d, h, w)).long().permute(0, 2, 3, 4, 1)
-    coords = torch.roll(coords, shifts=(-shift[0], -shift[1], -shift[2]), dims=(1, 2, 3))
-    coords = _partition(coords, window).float()  # windows, N, 3
-    gate = 0
-    for k in range(3):
-        gate = gate + (coords[:, None, :, k] - coords[:, :, None, k]).abs()
-    return gate.to(device)
-
-
-def _relative_position_index(window):
-    coords = torch.stack(torch.meshgrid(*(torch.arange(n) for n in window), indexing="ij")).flatten(1)
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
-    for k in range(3):
-        rel[:, :, k] += window[k] - 1
-    rel[:, :, 0] *= (2 * window[1] - 1) * (2 * window[2] - 1)
-    rel[:, :, 1] *= 2 * window[2] - 1
-    return rel.sum(-1)
-
-
-class WindowAttention3D(nn.Module):
-    """Window attention with the released gated relative position bias (GRPB)."""
-
-    def __init__(self, dim, window, heads, frag_bias):
-        super().__init__()
-        self.heads = heads
-        entries = (2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros(entries, heads))
-        if frag_bias:
-            self.fragment_position_bias_table = nn.Parameter(torch.zeros(entries, heads))
-        self.register_buffer("relative_position_index", _relative_position_index(window))
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-
-    def _bias(self, table, index, n):
-        return table[index].reshape(n, n, -1).permute(2, 0, 1)  # heads, N, N
-
-    def forward(self, x, mask, gate):
-        """``x``: ``(B*windows, N, C)``; ``mask``: ``(windows, N, N)`` or None; ``gate``: ``(windows, N, N)``."""
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        index = self.relative_position_index[:n, :n].reshape(-1)  # slice of the full index, as released
-        bias = self._bias(self.relative_position_bias_table, index, n).unsqueeze(0)  # 1, heads, N, N
-        if hasattr(self, "fragment_position_bias_table"):
-            # same fragment (gate 0): fragment table; else relative table x gate (+ fragment x (1 - gate))
-            frag = self._bias(self.fragment_position_bias_table, index, n).unsqueeze(0)
-            g = gate.unsqueeze(1)
-            bias = torch.addcmul(bias * g, frag, 1 - g)
-        if mask is not None:
-            bias = bias + mask.unsqueeze(1)
-        windows = gate.shape[0]
-        if bias.shape[0] > 1 and b > windows:
-            bias = bias.unsqueeze(0).expand(b // windows, -1, -1, -1, -1).reshape(b, self.heads, n, n)
-        # softmax(q k^T * head_dim^-0.5 + bias) v
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class SwinBlock3D(nn.Module):
-    def __init__(self, dim, heads, window, shift, frag_bias):
-        super().__init__()
-        self.window, self.shift = window, shift
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention3D(dim, window, heads, frag_bias)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, 4 * dim)
-
-    def forward(self, x, mask):
-        b, d, h, w, c = x.shape
-        window, shift = _window_and_shift((d, h, w), self.window, self.shift)
-        y = self.norm1(x)
-        pads = [(window[k] - n % window[k]) % window[k] for k, n in enumerate((d, h, w))]
-        y = F.pad(y, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
-        _, dp, hp, wp, _ = y.shape
-        shifted = any(s > 0 for s in shift)
-        if shifted:
-            y = torch.roll(y, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
-        gate = _fragment_gate(dp, hp, wp, window, shift, str(x.device))
-        y = self.attn(_partition(y, window), mask if shifted else None, gate)
-        y = _unpartition(y.view(-1, *window, c), window, b, dp, hp, wp)
-        if shifted:
-            y = torch.roll(y, shifts=shift, dims=(1, 2, 3))
-        x = x + y[:, :d, :h, :w, :]
-        return x + self.mlp(self.norm2(x))
-
-
-class PatchMerging(nn.Module):
-    def __init__(self, dim):
-        super().__init__()
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
-        self.norm = nn.LayerNorm(4 * dim)
-
-    def forward(self, x):
-        h, w = x.shape[2:4]
-        if h % 2 or w % 2:
-            x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
-        parts = (x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2])
-        return self.reduction(self.norm(torch.cat(parts, -1)))
-
-
-class BasicLayer(nn.Module):
-    def __init__(self, dim, depth, heads, window, frag_bias, downsample):
-        super().__init__()
-        self.window, self.shift = window, tuple(n // 2 for n in window)
-        self.blocks = nn.ModuleList(
-            SwinBlock3D(dim, heads, window, (0, 0, 0) if i % 2 == 0 else self.shift, frag_bias) for i in range(depth)
-        )
-        self.downsample = PatchMerging(dim) if downsample else None
-
-    def forward(self, x):  # (B, C, D, H, W)
-        b, c, d, h, w = x.shape
-        window, shift = _window_and_shift((d, h, w), self.window, self.shift)
-        x = x.permute(0, 2, 3, 4, 1)
-        mask = None
-        if any(s > 0 for s in shift):
-            padded = [math.ceil(n / window[k]) * window[k] for k, n in enumerate((d, h, w))]
-            mask = _shift_mask(*padded, window, shift, str(x.device))
-        for block in self.blocks:
-            x = block(x, mask)
-        if self.downsample is not None:
-            x = self.downsample(x)
-        return x.permute(0, 4, 1, 2, 3)
-
-
-class PatchEmbed3D(nn.Module):
-    def __init__(self, patch, dim):
-        super().__init__()
-        self.patch = patch
-        self.proj = nn.Conv3d(3, dim, kernel_size=patch, stride=patch)
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x):
-        d, h, w = x.shape[2:]
-        p = self.patch
-        x = F.pad(x, (0, (-w) % p[2], 0, (-h) % p[1], 0, (-d) % p[0]))
-        x = self.proj(x)
-        b, c, d, h, w = x.shape
-        return self.norm(x.flatten(2).transpose(1, 2)).transpose(1, 2).view(b, c, d, h, w)
-
-
-class VideoSwinGRPB(nn.Module):
-    """FAST-VQA's ``SwinTransformer3D()`` with its defaults (``swin_tiny_grpb``)."""
-
-    def __init__(self, patch=(2, 4, 4), dim=96, depths=(2, 2, 6, 2), heads=(3, 6, 12, 24), window=(8, 7, 7),
-                 frag_biases=(True, True, True, False)):
-        super().__init__()
-        self.patch_embed = PatchEmbed3D(patch, dim)
-        self.layers = nn.ModuleList(
-            BasicLayer(dim * 2**i, depths[i], heads[i], window, frag_biases[i], i < len(depths) - 1)
-            for i in range(len(depths))
-        )
-        self.norm = nn.LayerNorm(dim * 2 ** (len(depths) - 1))
-
-    def forward(self, x):
-        x = self.patch_embed(x)
-        for layer in self.layers:
-            x = layer(x.contiguous())
-        return self.norm(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
-
-
-# ------------------------------------------------------------------ aesthetic branch
-
-
-class LayerNorm(nn.Module):
-    """ConvNeXt's LayerNorm (eps 1e-6), channels last or first."""
-
-    def __init__(self, dim, channels_first=False):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.bias = nn.Parameter(torch.zeros(dim))
-        self.channels_first, self.eps = channels_first, 1e-6
-
-    def forward(self, x):
-        if not self.channels_first:
-            return nn.functional.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
-        u = x.mean(1, keepdim=True)
-        s = (x - u).pow(2).mean(1, keepdim=True)
-        x = (x - u) / torch.sqrt(s + self.eps)
-        view = (-1,) + (1,) * (x.ndim - 2)
-        return self.weight.view(view) * x + self.bias.view(view)
-
-
-class Block3D(nn.Module):
-    def __init__(self, dim, inflate):
-        super().__init__()
-        self.dwconv = nn.Conv3d(dim, dim, kernel_size=(inflate, 7, 7), padding=(inflate // 2, 3, 3), groups=dim)
-        self.norm = LayerNorm(dim)
-        self.pwconv1 = nn.Linear(dim, 4 * dim)
-        self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(4 * dim, dim)
-        self.gamma = nn.Parameter(1e-6 * torch.ones(dim))
-
-    def forward(self, x):
-        y = self.dwconv(x).permute(0, 2, 3, 4, 1)
-        y = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(y))))
-        return x + y.permute(0, 4, 1, 2, 3)
-
-
-class ConvNeXt3D(nn.Module):
-    """``convnext_3d_tiny``: ConvNeXt-T inflated to 3D, spatial feature map out."""
-
-    def __init__(self, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), inflate="131"):
-        super().__init__()
-        self.downsample_layers = nn.ModuleList(
-            [nn.Sequential(nn.Conv3d(3, dims[0], kernel_size=(2, 4, 4), stride=(2, 4, 4)), LayerNorm(dims[0], True))]
-        )
-        for i in range(3):
-            self.downsample_layers.append(
-                nn.Sequential(LayerNorm(dims[i], True), nn.Conv3d(dims[i], dims[i + 1], (1, 2, 2), stride=(1, 2, 2)))
-            )
-        self.stages = nn.ModuleList(
-            nn.Sequential(*(Block3D(dims[i], int(inflate[j % len(inflate)])) for j in range(depths[i])))
-            for i in range(4)
-        )
-        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-
-    def forward(self, x):
-        for down, stage in zip(self.downsample_layers, self.stages):
-            x = stage(down(x))
-        return self.norm(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
 
 
 # ----------------------------------------------------------------------------- model
