@@ -104,6 +104,7 @@ def test_push_to_hub_uploads_safetensors_and_the_model_card(pipe, monkeypatch):
     monkeypatch.setattr(hub_utils, "create_repo", lambda repo_id, **kw: RepoUrl(f"https://huggingface.co/{repo_id}"))
     monkeypatch.setattr(hub_utils, "load_or_create_model_card", lambda *a, **kw: ModelCard("empty"))
     monkeypatch.setattr(hub_utils, "upload_folder", upload_folder)
+    monkeypatch.setattr("huggingface_hub.file_exists", lambda *a, **kw: False)  # a new repository
     pipe.push_to_hub("someone/sete-vsr-tiny")
     assert uploaded["repo_id"] == "someone/sete-vsr-tiny"
     assert {"model_index.json", "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= uploaded["files"]

@@ -13,19 +13,53 @@ from pathlib import Path
 from .. import __version__
 
 
-def write_model_card(pipe, folder: str | os.PathLike) -> None:
-    """Write :func:`build_model_card` of ``pipe`` to ``folder/README.md``."""
-    (Path(folder) / "README.md").write_text(build_model_card(pipe), encoding="utf-8")
+def write_model_card(pipe, folder: str | os.PathLike, model: str | None = None) -> None:
+    """Write :func:`build_model_card` of ``pipe`` to ``folder/README.md``; ``model``: its address (default ``folder``)."""
+    (Path(folder) / "README.md").write_text(build_model_card(pipe, model or str(folder)), encoding="utf-8")
 
 
-def build_model_card(pipe) -> str:
-    """The model card of ``pipe``: what the model is, its components, how it was built, how to run it."""
+# Stable Diffusion 2.1's licence (CreativeML Open RAIL++-M) carries over to weights derived from it; a model built
+# from random weights has the package's licence.
+DERIVED_LICENSE = "openrail++"
+OWN_LICENSE = "apache-2.0"
+
+
+def card_metadata(built: dict) -> list[str]:
+    """The YAML header lines (without ``---``) of a model built as ``built`` (``assembled_from``) records."""
+    bases = [model for model in (built.get("base"), built.get("semantic")) if model]
+    lines = [
+        f"license: {DERIVED_LICENSE if built.get('base') else OWN_LICENSE}",
+        "library_name: diffusers",
+        "pipeline_tag: video-to-video",
+        "tags: [video-super-resolution, diffusers, sete-vsr]",
+    ]
+    if bases:
+        lines += ["base_model:", *(f"- {model}" for model in bases)]
+    return lines
+
+
+def training_table(stages: list[dict]) -> list[str]:
+    """A Markdown table of the recorded training runs (``assembled_from["training_stages"]``), oldest first."""
+    if not stages:
+        return []
+    rows = ["| stage | steps | data | clip frames | degradation | batch | learning rate |", "|---|---|---|---|---|---|---|"]
+    for stage in stages:
+        data = stage.get("data") or {}
+        rows.append(
+            f"| {stage.get('stage', '?')} | {stage.get('steps', '?')} | {Path(str(data.get('root', '-'))).name} "
+            f"| {stage.get('window_length', '-')} | {stage.get('degradation', '-')} | {stage.get('batch_size', '-')} "
+            f"| {stage.get('learning_rate', '-')} |"
+        )
+    return ["", *rows]
+
+
+def build_model_card(pipe, model: str = "MODEL") -> str:
+    """The model card of ``pipe``: what the model is, its components, how it was built, how to run it.
+
+    ``model``: the folder or Hub id it is loaded from, written into the usage snippets.
+    """
     built = dict(pipe.config.get("assembled_from") or {})
-    tags = ["video-super-resolution", "diffusers", "sete-vsr"]
-    header = ["---", "library_name: diffusers", "pipeline_tag: image-to-video", f"tags: [{', '.join(tags)}]"]
-    if built.get("base"):
-        header.append(f"base_model: {built['base']}")
-    header.append("---")
+    header = ["---", *card_metadata(built), "---"]
     rows = []
     for name in ("unet", "vae", "semantic_encoder", "text_encoder", "tokenizer", "scheduler"):
         component = getattr(pipe, name, None)
@@ -76,17 +110,29 @@ def build_model_card(pipe) -> str:
         origin,
         "",
         f"Training: {training}.",
+        *training_table(built.get("training_stages") or []),
         "",
         "## Usage",
         "",
+        "With `pip install sete-vsr`:",
+        "",
         "```python",
         "import sete_vsr",
-        "pipe = sete_vsr.SeTeVSRPipeline.from_pretrained(MODEL)",
+        f"pipe = sete_vsr.SeTeVSRPipeline.from_pretrained({model!r})",
         'pipe("input.mp4", write_to="output.mp4")',
         "```",
         "",
+        "or through diffusers, whose custom-pipeline entry file in this repository only imports the installed "
+        "`sete_vsr` package:",
+        "",
+        "```python",
+        "from diffusers import DiffusionPipeline",
+        f"pipe = DiffusionPipeline.from_pretrained({model!r}, trust_remote_code=True)",
+        'frames = pipe("input.mp4").frames',
+        "```",
+        "",
         "```bash",
-        "sete-vsr upscale input.mp4 -o output.mp4 --model MODEL",
+        f"sete-vsr upscale input.mp4 -o output.mp4 --model {model}",
         "```",
         "",
         f"Created by sete-vsr {__version__}. Construction record: `{json.dumps(built, sort_keys=True)}`.",

@@ -55,6 +55,7 @@ from ..models.unet import SeTeUNetModel
 from ..options import COLOR_FIXES
 from .color import color_correct
 from .components import sd21_components
+from .hub import entry_is_ours, keep_or_write_card, write_entry
 from .model_card import build_model_card, write_model_card
 from .model_folder import check_model_folder
 from .prompt import encode_prompt
@@ -190,6 +191,9 @@ class SeTeVSRPipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "SeTeVSRPipeline":
         """Load a saved pipeline (safetensors only); a local folder with a missing component is a clear error.
 
+        No ``trust_remote_code`` is needed: the model's diffusers entry file (:mod:`sete_vsr.pipelines.hub`) is
+        imported only when it is exactly SeTe-VSR's own, which runs no code but this package's.
+
         Args:
             pretrained_model_name_or_path: Hub id or folder written by :meth:`save_pretrained`.
             **kwargs: as ``DiffusionPipeline.from_pretrained`` (``torch_dtype``, ``variant``, components to replace...).
@@ -202,25 +206,52 @@ class SeTeVSRPipeline(DiffusionPipeline):
         elif path.is_absolute() or str(pretrained_model_name_or_path).startswith((".", "~")):
             raise SeteVSRError(f"model folder not found: {path}")
         kwargs.setdefault("use_safetensors", True)
+        if entry_is_ours(pretrained_model_name_or_path, **kwargs):
+            kwargs["trust_remote_code"] = True
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs) -> None:
-        """Save every component as safetensors, ``model_index.json`` and a model card (``README.md``).
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        safe_serialization: bool = True,
+        overwrite_model_card: bool = False,
+        **kwargs,
+    ) -> None:
+        """Save every component as safetensors, ``model_index.json``, the diffusers entry file and a model card.
 
         Args:
             save_directory: target folder.
             safe_serialization: must stay ``True``: SeTe-VSR pipelines are stored as safetensors only.
+            overwrite_model_card: with ``push_to_hub=True``, replace a ``README.md`` the repository already has
+                (default: keep it).
             **kwargs: as ``DiffusionPipeline.save_pretrained`` (``variant``, ``max_shard_size``, ``push_to_hub``...).
         """
         if not safe_serialization:
             raise SeteVSRError("SeTe-VSR pipelines are saved as safetensors only (safe_serialization=True)")
+        push = kwargs.pop("push_to_hub", False)
+        hub = {key: kwargs.pop(key) for key in ("commit_message", "private", "token", "create_pr") if key in kwargs}
+        repo_id = kwargs.pop("repo_id", Path(save_directory).name)
         super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
+        write_entry(save_directory, type(self).__name__)
         write_model_card(self, save_directory)
+        if push:
+            self.push_to_hub(repo_id, overwrite_model_card=overwrite_model_card, **hub)
 
-    def _upload_folder(self, working_dir, repo_id, **kwargs):
-        # save_pretrained(push_to_hub=True) and push_to_hub() both write diffusers' empty card just before uploading.
-        write_model_card(self, working_dir)
-        return super()._upload_folder(working_dir, repo_id, **kwargs)
+    def push_to_hub(self, repo_id: str, *args, overwrite_model_card: bool = False, **kwargs):
+        """Upload the pipeline as ``DiffusionPipeline.push_to_hub`` does (``private``, ``token``, ``commit_message``...),
+        with this model card; a ``README.md`` the repository already has is kept unless ``overwrite_model_card``."""
+        self._overwrite_model_card = overwrite_model_card
+        try:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        finally:
+            del self._overwrite_model_card
+
+    def _upload_folder(self, working_dir, repo_id, token=None, **kwargs):
+        # push_to_hub writes diffusers' card (the repository's own, if it has one) just before uploading.
+        keep_or_write_card(
+            lambda folder: write_model_card(self, folder, repo_id), working_dir, repo_id, token, self._overwrite_model_card
+        )
+        return super()._upload_folder(working_dir, repo_id, token=token, **kwargs)
 
     def model_card(self) -> str:
         """The model card (``README.md``): what the model is, its components, how it was built, how to run it."""
