@@ -483,20 +483,34 @@ def test_push_to_hub_uploads_the_pipeline_without_checkpoints(monkeypatch, tmp_p
     import huggingface_hub
 
     calls = {}
-    monkeypatch.setattr(
-        huggingface_hub, "create_repo", lambda repo_id, **kwargs: calls.setdefault("repo", huggingface_hub.RepoUrl(
-            f"https://huggingface.co/{repo_id}")),
-    )
+    def create_repo(repo_id, **kwargs):
+        calls["repo"] = kwargs
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    monkeypatch.setattr(huggingface_hub, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kwargs: calls.setdefault("upload", kwargs))
+    monkeypatch.setattr(huggingface_hub, "file_exists", lambda repo_id, filename, **kw: filename == "README.md")
     overrides = [
         *common(frames, tmp_path / "out", init_dir, steps=1), "report_to=none", "checkpointing_steps=1",
-        "push_to_hub=true", "hub_model_id=someone/sete-vsr-tiny",
+        "push_to_hub=true", "hub_model_id=someone/sete-vsr-tiny", "hub_token=hf_secret", "hub_private=true", "use_ema=true",
     ]  # fmt: skip
     assert train_main([str(ROOT / "configs" / "tiny_stage1.yaml"), *overrides]) == 0
     upload = calls["upload"]
     assert upload["repo_id"] == "someone/sete-vsr-tiny" and Path(upload["folder_path"]) == tmp_path / "out"
     assert "checkpoint-*" in upload["ignore_patterns"]
     assert (tmp_path / "out" / "model_index.json").is_file() and (tmp_path / "out" / "checkpoint-1").is_dir()
+    # the token and the private flag reach the Hub calls; the repository's own README.md is kept
+    assert upload["token"] == "hf_secret" and "README.md" in upload["ignore_patterns"]
+    assert calls["repo"]["private"] is True and calls["repo"]["token"] == "hf_secret"
+    # the token is never written down
+    written = [p.read_text() for p in (tmp_path / "out").rglob("*.yaml")]
+    assert written and not any("hf_secret" in text for text in written)
+    # each checkpoint holds the trained U-Net in diffusers layout (raw and EMA), loadable on its own
+    from sete_vsr import SeTeUNetModel
+
+    for name in ("unet", "unet_ema"):
+        unet = SeTeUNetModel.from_pretrained(tmp_path / "out" / "checkpoint-1" / name)
+        assert sum(p.numel() for p in unet.parameters()) > 0
 
 
 # --------------------------------------------------------------------------------------- latent cache

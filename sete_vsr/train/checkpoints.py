@@ -80,8 +80,11 @@ def find_resume_checkpoint(config: TrainConfig, resume_keys: tuple[str, ...] = R
     return path
 
 
-def save_checkpoint(accelerator: Accelerator, config: TrainConfig, global_step: int) -> None:
-    """``accelerator.save_state`` to ``checkpoint-<step>``, first deleting the oldest beyond the total limit."""
+def save_checkpoint(accelerator: Accelerator, config: TrainConfig, global_step: int) -> Path:
+    """``accelerator.save_state`` to ``checkpoint-<step>``, first deleting the oldest beyond the total limit.
+
+    Returns the checkpoint folder.
+    """
     output_dir = Path(config.output_dir)
     if accelerator.is_main_process and config.checkpoints_total_limit is not None:
         checkpoints = list_checkpoints(output_dir)
@@ -96,3 +99,27 @@ def save_checkpoint(accelerator: Accelerator, config: TrainConfig, global_step: 
     if accelerator.is_main_process:
         save_config(config, path / CONFIG_NAME)
         logger.info(f"saved state to {path}")
+    return path
+
+
+def save_trained_component(model, folder: Path, name: str, ema=None, trainable=None) -> None:
+    """The trained component in diffusers layout inside a checkpoint, as diffusers' training examples keep it.
+
+    ``folder/name`` (``unet`` or ``vae``) loads with ``SeTeUNetModel.from_pretrained`` /
+    ``TemporalAutoencoderKL.from_pretrained``, or replaces the pipeline's component
+    (``SeTeVSRPipeline.from_pretrained(START, unet=...)``); with EMA, ``folder/<name>_ema`` holds the EMA weights.
+
+    Args:
+        model: the unwrapped trained module.
+        folder: the checkpoint folder.
+        name: ``"unet"`` or ``"vae"``.
+        ema: the run's ``EMAModel`` of ``trainable`` (its parameters in ``model``), or None.
+    """
+    model.save_pretrained(folder / name, safe_serialization=True)
+    if ema is not None:
+        ema.store(trainable)
+        ema.copy_to(trainable)
+        try:
+            model.save_pretrained(folder / f"{name}_ema", safe_serialization=True)
+        finally:
+            ema.restore(trainable)

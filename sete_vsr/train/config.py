@@ -178,8 +178,12 @@ class TrainConfig:
         report_to: tracker (``tensorboard``, ``wandb``, ``all``) or ``none``.
         logging_dir: tracker folder, relative to ``output_dir``.
         tracker_project_name: run name given to the tracker.
-        push_to_hub: upload the final pipeline to ``hub_model_id`` (``huggingface-cli login`` first).
+        push_to_hub: upload the final pipeline to ``hub_model_id`` (``hf auth login`` first, or ``hub_token``).
         hub_model_id: Hub repository id; defaults to the name of ``output_dir``.
+        hub_token: Hub token for the upload (default: the logged-in one or ``$HF_TOKEN``); never written to a saved
+            config or a tracker.
+        hub_private: create the repository private (a repository that exists keeps its visibility).
+        hub_overwrite_model_card: replace a ``README.md`` the repository already has (default: keep it).
     """
 
     stage: str = "1"
@@ -217,6 +221,9 @@ class TrainConfig:
     tracker_project_name: str = "sete-vsr"
     push_to_hub: bool = False
     hub_model_id: str | None = None
+    hub_token: str | None = None
+    hub_private: bool = False
+    hub_overwrite_model_card: bool = False
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
@@ -258,14 +265,25 @@ def load_dataclass_config(cls: type, path: str | Path | None, overrides: list[st
     return _build(cls, values, "")
 
 
+# config keys whose values are never written down (saved configs, trackers)
+SECRET_KEYS = ("hub_token",)
+
+
+def public_dict(config) -> dict[str, Any]:
+    """A config dataclass as a dict, with :data:`SECRET_KEYS` blanked."""
+    values = dataclasses.asdict(config)
+    return {key: None if key in SECRET_KEYS else value for key, value in values.items()}
+
+
 def save_config(config, path: str | Path) -> None:
-    """Write a resolved config dataclass as YAML (loadable with :func:`load_config` or :func:`load_dataclass_config`)."""
-    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    """Write a resolved config dataclass as YAML (loadable with :func:`load_config` or :func:`load_dataclass_config`),
+    secrets left out."""
+    Path(path).write_text(yaml.safe_dump(public_dict(config), sort_keys=False))
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     """The config as a flat ``{"data.root": ...}`` dict of scalars, as trackers take hyper-parameters."""
-    flat = flatten_config(dataclasses.asdict(config))
+    flat = flatten_config(public_dict(config))
     return {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in flat.items()}
 
 

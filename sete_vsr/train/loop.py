@@ -37,7 +37,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from tqdm.auto import tqdm
 
 from ..errors import SeteVSRError
-from .checkpoints import CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint
+from .checkpoints import CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint, save_trained_component
 from .config import TrainConfig, config_to_dict, save_config
 from .data import build_train_dataset, check_cache_encoders, collate_clips, load_validation_clip
 from .losses import batch_generator, diffusion_loss, load_lpips, vae_loss
@@ -323,7 +323,11 @@ def train(
             train_loss = 0.0
 
             if config.checkpointing_steps and global_step % config.checkpointing_steps == 0:
-                save_checkpoint(accelerator, config, global_step)
+                folder = save_checkpoint(accelerator, config, global_step)
+                if accelerator.is_main_process:
+                    trained = accelerator.unwrap_model(models.model)
+                    name = "vae" if config.stage == "vae" else "unet"
+                    save_trained_component(trained, folder, name, models.ema, models.trainable)
             every = config.validation.every_n_steps
             periodic = every and global_step % every == 0 and global_step < config.max_train_steps  # last: at the end
             if inputs.validation_clip is not None and periodic and accelerator.is_main_process:

@@ -44,14 +44,23 @@ def record_training(pipeline, config: TrainConfig, global_step: int, metrics: di
 
 
 def push_to_hub(config: TrainConfig) -> None:
-    """Upload the saved pipeline (not the checkpoints or logs) to ``hub_model_id``."""
+    """Upload the saved pipeline (not the checkpoints or logs) to ``hub_model_id``, with ``hub_token`` and
+    ``hub_private``; a ``README.md`` the repository already has is kept unless ``hub_overwrite_model_card``."""
     from huggingface_hub import create_repo, upload_folder
 
-    repo_id = create_repo(config.hub_model_id, exist_ok=True).repo_id
+    from ..pipelines.hub import remote_model_card_exists
+
+    token = config.hub_token
+    repo_id = create_repo(config.hub_model_id, exist_ok=True, private=config.hub_private, token=token).repo_id
+    ignore = [f"{CHECKPOINT_PREFIX}*", f"{config.logging_dir}/*"]
+    if not config.hub_overwrite_model_card and remote_model_card_exists(repo_id, token):
+        logger.warning(f"{repo_id} has a README.md: kept it (set hub_overwrite_model_card=true to replace it)")
+        ignore.append("README.md")
     upload_folder(
         repo_id=repo_id,
         folder_path=config.output_dir,
         commit_message=f"SeTe-VSR stage {config.stage}",
-        ignore_patterns=[f"{CHECKPOINT_PREFIX}*", f"{config.logging_dir}/*"],
+        ignore_patterns=ignore,
+        token=token,
     )
     logger.info(f"pushed {config.output_dir} to https://huggingface.co/{repo_id}")
