@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 import pytest
+import yaml
 import torch
 from safetensors.torch import load_file
 
@@ -680,3 +681,30 @@ def test_paper_configs_hold_the_paper_values():
     assert values == [("1", 1e-4, 3, "constant"), ("2", 5e-5, 3, "constant")]
     assert stage2.data.num_frames > 1 and stage1.data.type == stage2.data.type == "reds"
     assert load_config(ROOT / "configs" / "vae.yaml").stage == "vae"
+
+
+@pytest.mark.parametrize(
+    ("module", "config_class"),
+    [
+        ("sete_vsr.train", "sete_vsr.train.config:TrainConfig"),
+        ("sete_vsr.plugins.train_seem", "sete_vsr.plugins.train_seem:SEEMTrainConfig"),
+        ("sete_vsr.plugins.train_semantic_lens", "sete_vsr.plugins.train_semantic_lens:SemanticLensTrainConfig"),
+    ],
+)
+def test_help_lists_every_config_key_with_its_default_and_meaning(module, config_class):
+    import importlib
+    import subprocess
+    import sys
+
+    from sete_vsr.train.config import config_keys
+
+    module_name, _, name = config_class.partition(":")
+    keys = config_keys(getattr(importlib.import_module(module_name), name))
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True).stdout
+    listed = {line.split()[0]: line for line in out.split("Config keys", 1)[1].splitlines()[1:] if line.strip()}
+    assert set(listed) == {key for key, _, _ in keys}
+    for key, default, meaning in keys:
+        assert meaning, f"{key} has no meaning in the docstring"
+        assert meaning[:20] in listed[key]
+        if default is None or isinstance(default, (bool, int, float, str)):
+            assert yaml.safe_load(listed[key].split(None, 2)[1]) == default, listed[key]

@@ -138,7 +138,7 @@ def train(config: SEEMTrainConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_config_entry("sete_vsr.plugins.train_seem", __doc__, load_seem_config, train, argv)
+    return run_config_entry("sete_vsr.plugins.train_seem", __doc__, load_seem_config, train, argv, SEEMTrainConfig)
 
 
 if __name__ == "__main__":

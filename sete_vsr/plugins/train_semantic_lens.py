@@ -127,7 +127,9 @@ def train(config: SemanticLensTrainConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_config_entry("sete_vsr.plugins.train_semantic_lens", __doc__, load_semantic_lens_config, train, argv)
+    return run_config_entry(
+        "sete_vsr.plugins.train_semantic_lens", __doc__, load_semantic_lens_config, train, argv, SemanticLensTrainConfig
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .config import load_config, run_config_entry
+from .config import TrainConfig, load_config, run_config_entry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run(config)
 
-    return run_config_entry("sete_vsr.train", __doc__, load_config, train, argv)
+    return run_config_entry("sete_vsr.train", __doc__, load_config, train, argv, TrainConfig)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ which is also what a resumed run is compared against.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 import typing
@@ -125,7 +126,10 @@ class ValidationConfig:
 class VAELossConfig:
     """Weights of the VAE stage's loss terms (reconstruction L1, LPIPS when its weights exist, temporal L1).
 
-    The temporal term is the L1 distance between the frame differences of the output and of the target.
+    Attributes:
+        l1: weight of the L1 distance between output and target frames.
+        lpips: weight of LPIPS between output and target frames (skipped without the LPIPS weights).
+        temporal: weight of the L1 distance between the frame differences of the output and of the target.
     """
 
     l1: float = 1.0
@@ -400,15 +404,64 @@ def _check(config: TrainConfig) -> None:
         config.hub_model_id = Path(config.output_dir).name
 
 
-def run_config_entry(prog: str, doc: str, load, train, argv: list[str] | None = None) -> int:
+def attribute_docs(cls: type) -> dict[str, str]:
+    """Each entry of the ``Attributes:`` sections of ``cls`` and its bases' docstrings, as one line of text.
+
+    An entry may name several attributes (``adam_beta1, adam_beta2: ...``); a subclass's entry wins.
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        lines = (klass.__doc__ or "").split("Attributes:", 1)[1:]
+        entries: list[list[str]] = []
+        for line in (lines[0].splitlines() if lines else []):
+            match = re.match(r"^ {8}([\w, ]+):\s*(.*)$", line)
+            if match:
+                entries.append([match.group(1), match.group(2)])
+            elif entries and line.startswith(" " * 12):
+                entries[-1][1] += " " + line.strip()
+            elif line.strip():
+                break
+        for names, text in entries:
+            docs.update({name.strip(): text.strip().replace("``", "`") for name in names.split(",")})
+    return docs
+
+
+def config_keys(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """``(key, default, meaning)`` of every key of the config dataclass ``cls``, nested ones as ``data.root``."""
+    hints, docs, keys = typing.get_type_hints(cls), attribute_docs(cls), []
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += config_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            keys.append((f"{prefix}{f.name}", default, docs.get(f.name, "")))
+    return keys
+
+
+def keys_help(cls: type) -> str:
+    """Every key of ``cls`` with its default and meaning, one per line, for ``--help``."""
+    keys = config_keys(cls)
+    width = max(len(key) for key, _, _ in keys)
+    lines = []
+    for key, default, meaning in keys:
+        shown = "null" if default is None else yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+        lines.append(f"  {key:<{width}}  {shown:<12} {meaning}")
+    return "\n".join(lines)
+
+
+def run_config_entry(
+    prog: str, doc: str, load, train, argv: list[str] | None = None, config_class: type | None = None
+) -> int:
     """The ``main`` of a config-driven trainer: ``[CONFIG.yaml] [key=value ...]`` -> ``train(load(path, overrides))``.
 
-    ``-h``/``--help`` (or no argument) prints ``doc``; a :class:`SeteVSRError` is printed as one line prefixed by
-    ``prog`` and gives exit status 2.
+    ``-h``/``--help`` (or no argument) prints ``doc`` and every key of ``config_class`` with its default and meaning;
+    a :class:`SeteVSRError` is printed as one line prefixed by ``prog`` and gives exit status 2.
     """
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(doc.strip())
+        if config_class is not None:
+            print(f"\nConfig keys (default, meaning):\n{keys_help(config_class)}")
         return 0 if argv else 1
     try:
         config_path, overrides = (None, argv) if "=" in argv[0] else (argv[0], argv[1:])
