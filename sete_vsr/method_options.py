@@ -14,12 +14,13 @@ from dataclasses import dataclass, fields
 from typing import Literal
 
 from .errors import SeteVSRError
-from .options import COLOR_FIXES, DTYPES
+from .options import COLOR_FIXES, DTYPES, SCHEDULERS
 
 RUNTIME_OPTIONS = ("device", "progress")
 WindowPadding = Literal["reflection_circle", "reflection", "replicate", "circle"]
 ModelDtype = Literal[tuple(DTYPES)]
 ColorFix = Literal[("none", *COLOR_FIXES)]
+SchedulerName = Literal[SCHEDULERS]
 
 
 def _at_least(owner: str, **values: int) -> None:
@@ -178,7 +179,8 @@ class AdaptedOptions(RecurrentOptions, SlidingWindowOptions):
 class SeTeVSROptions(RuntimeOptions):
     """``sete-vsr``: a pipeline folder or Hub id (``model``, or ``checkpoint`` as for the baselines) and its call.
 
-    ``dtype``; ``steps`` (default: the model's recorded setting, else 50); the window, tile and decode sizes of the
+    ``dtype``; ``scheduler`` (default: the model's own); ``steps`` (default: the model's recorded setting, else 50);
+    the window, tile and decode sizes of the
     pipeline's call (default: the pipeline's); ``color_fix``; ``seed`` of the noise, the same for every clip;
     ``cpu_offload`` (needs an accelerator).
     """
@@ -186,6 +188,7 @@ class SeTeVSROptions(RuntimeOptions):
     model: str | None = None
     checkpoint: str | None = None
     dtype: ModelDtype = "fp32"
+    scheduler: SchedulerName | None = None
     steps: int | None = None
     window_length: int | None = None
     window_overlap: int | None = None

@@ -3,7 +3,8 @@
 * :func:`as_bool`: ``true``/``false`` (and ``1``/``0``, ``yes``/``no``, ``on``/``off``); anything else is an error;
 * :data:`DTYPES` and :func:`torch_dtype`: the model dtypes by name (``fp32``, ``fp16``, ``bf16``);
 * :func:`default_device`: the device used when none is given;
-* :data:`COLOR_FIXES`: the colour corrections of :mod:`sete_vsr.pipelines.color` by name.
+* :data:`COLOR_FIXES`: the colour corrections of :mod:`sete_vsr.pipelines.color` by name;
+* :data:`SCHEDULERS`: the samplers of :mod:`sete_vsr.pipelines.schedulers` by name.
 
 Nothing here imports torch until a function needs it, so the command line can build its choices cheaply.
 """
@@ -22,6 +23,8 @@ FALSE_WORDS = ("0", "false", "no", "off")
 # Model dtypes by the name users type -> the name of the torch dtype.
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 COLOR_FIXES: tuple[str, ...] = ("wavelet", "adain")
+# Samplers by the name users type (made by sete_vsr.pipelines.schedulers from the model's scheduler config).
+SCHEDULERS: tuple[str, ...] = ("ddpm", "ddim", "dpmsolver++", "unipc", "euler")
 
 
 def as_bool(value: Any) -> bool:

@@ -55,6 +55,24 @@ def test_frame_folder_to_png_folder_with_options(model, tmp_path):
     assert cv2.imread(str(written[0])).shape == (48, 48, 3)
 
 
+@pytest.mark.parametrize("scheduler", ["ddpm", "ddim", "dpmsolver++", "unipc", "euler"])
+def test_every_scheduler_samples(model, tmp_path, scheduler, monkeypatch):
+    from sete_vsr.pipelines import schedulers
+
+    used = []
+    use = schedulers.use_scheduler
+    monkeypatch.setattr(schedulers, "use_scheduler", lambda pipe, name: (use(pipe, name), used.append(pipe.scheduler)))
+    source = tmp_path / "in.mp4"
+    write_video(source, frames(2), fps=25)
+    out = tmp_path / "out"
+    assert main(["upscale", str(source), "-o", str(out), "--model", str(model), "--scheduler", scheduler, *STEPS]) == 0
+    expected = {"ddpm": "DDPMScheduler", "ddim": "DDIMScheduler", "dpmsolver++": "DPMSolverMultistepScheduler",
+                "unipc": "UniPCMultistepScheduler", "euler": "EulerDiscreteScheduler"}[scheduler]  # fmt: skip
+    assert [type(s).__name__ for s in used] == [expected]
+    written = [cv2.imread(str(p)) for p in sorted(out.iterdir())]
+    assert len(written) == 2 and all(np.isfinite(f).all() and f.std() > 0 for f in written)
+
+
 def test_method_by_name(tmp_path):
     source = tmp_path / "in.mp4"
     write_video(source, frames(4), fps=10)

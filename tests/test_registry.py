@@ -47,11 +47,11 @@ def test_baseline_methods_come_from_the_one_table():
 def test_text_is_converted_by_field_type():
     options = parse_options(
         SeTeVSROptions,
-        {"model": "m", "steps": "20", "cpu_offload": "Yes", "color_fix": "wavelet", "tile_size": ""},
+        {"model": "m", "steps": "20", "cpu_offload": "Yes", "color_fix": "wavelet", "tile_size": "", "scheduler": "unipc"},
         "sete-vsr",
     )
     assert options.steps == 20 and options.cpu_offload is True and options.color_fix == "wavelet"
-    assert options.tile_size is None
+    assert options.tile_size is None and options.scheduler == "unipc"
     adapt = parse_method_options("basicvsr-vimeo-bi+adapt", {"learning_rate": "1e-2", "freeze": "spynet,"})
     assert adapt.learning_rate == 0.01 and adapt.freeze == ("spynet",)
     # typed values from Python are kept
@@ -66,6 +66,7 @@ def test_text_is_converted_by_field_type():
         ({"steps": "many"}, "steps expects an integer"),
         ({"color_fix": "blue"}, "color_fix must be one of none, wavelet, adain"),
         ({"dtype": "fp8"}, "dtype must be one of fp32, fp16, bf16"),
+        ({"scheduler": "heun"}, "scheduler must be one of ddpm, ddim, dpmsolver"),
         ({"stpes": "2"}, r"does not take the option\(s\) stpes"),
     ],
 )

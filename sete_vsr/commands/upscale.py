@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import COLOR_FIXES, DTYPES
+from ..options import COLOR_FIXES, DTYPES, SCHEDULERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="with --method: weights file to use instead of the official one")
     parser.add_argument("--steps", type=int, default=None,
                         help="denoising steps (default: the model's recorded setting, else 50)")
+    parser.add_argument("--scheduler", choices=SCHEDULERS, default=None,
+                        help="sampler, made from the model's scheduler config (default: the model's own)")
     parser.add_argument("--window-length", type=int, help="frames denoised together (default: the model's)")
     parser.add_argument("--window-overlap", type=int, help="frames shared by consecutive windows (default L/4)")
     parser.add_argument("--tile-size", type=int, help="latent tile size, output pixels / 8 (default: the model's "
@@ -91,6 +93,10 @@ def _upscale_with_model(args: argparse.Namespace, reader, writer) -> None:
         transformers.utils.logging.disable_progress_bar()
     pipe = load_pipeline(args.model, args.device, args.dtype, args.cpu_offload)
     pipe.set_progress_bar_config(disable=args.no_progress)
+    if args.scheduler is not None:
+        from ..pipelines.schedulers import use_scheduler
+
+        use_scheduler(pipe, args.scheduler)
     generator = torch.Generator(pipe._execution_device).manual_seed(args.seed)
     pipe(
         reader,

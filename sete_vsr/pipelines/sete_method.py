@@ -15,6 +15,7 @@ import torch
 
 from ..errors import SeteVSRError
 from ..method_options import SeTeVSROptions
+from .schedulers import use_scheduler
 from ..vsr_method import VSRMethod
 from ..options import default_device, torch_dtype
 
@@ -88,6 +89,8 @@ class SeTeVSRMethod(VSRMethod):
         self.trained = bool(self.training_stages)
         self.name = "sete-vsr" if self.trained else "sete-vsr-untrained"
         self.pipe.set_progress_bar_config(disable=not options.progress)
+        if options.scheduler is not None:
+            use_scheduler(self.pipe, options.scheduler)
         self.seed = options.seed
         self.call_options = {
             "num_inference_steps": options.steps,
