@@ -68,7 +68,7 @@ EXAMPLE_DOC_STRING = """
         >>> import torch
         >>> from sete_vsr import SeTeVSRPipeline
 
-        >>> pipe = SeTeVSRPipeline.from_pretrained("path/to/sete-vsr", torch_dtype=torch.float16).to("cuda")
+        >>> pipe = SeTeVSRPipeline.from_pretrained("path/to/sete-vsr", dtype=torch.float16).to("cuda")
         >>> generator = torch.Generator("cuda").manual_seed(0)
         >>> # Stream a long video straight to a file: decoded frames are never all held.
         >>> pipe("input.mp4", num_inference_steps=50, generator=generator, write_to="output.mp4")
@@ -196,7 +196,7 @@ class SeTeVSRPipeline(DiffusionPipeline):
 
         Args:
             pretrained_model_name_or_path: Hub id or folder written by :meth:`save_pretrained`.
-            **kwargs: as ``DiffusionPipeline.from_pretrained`` (``torch_dtype``, ``variant``, components to replace...).
+            **kwargs: as ``DiffusionPipeline.from_pretrained`` (``dtype``, ``variant``, components to replace...).
         """
         path = Path(pretrained_model_name_or_path).expanduser()
         if path.is_dir():
@@ -550,8 +550,9 @@ class SeTeVSRPipeline(DiffusionPipeline):
             # its owner's to close.
             writer = cleanup.enter_context(open_output(write_to, reader)) if own_writer else write_to
             if self.vae.dtype == torch.float16 and self.vae.config.force_upcast:  # the SD VAE overflows in float16
-                self.vae.to(dtype=torch.float32)
-                cleanup.callback(self.vae.to, dtype=torch.float16)
+                # torch's own cast: diffusers' ModelMixin.to warns about "modules kept in float32" on every dtype cast
+                torch.nn.Module.to(self.vae, dtype=torch.float32)
+                cleanup.callback(torch.nn.Module.to, self.vae, dtype=torch.float16)
 
             # 2. Encode the prompt (optional), the LR latents and the semantic embeddings, window by window.
             if prompt is not None:

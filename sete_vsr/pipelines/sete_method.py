@@ -42,7 +42,7 @@ def load_pipeline(
     model_dtype = torch_dtype(dtype)
     device = torch.device(device or default_device())
     try:
-        pipe = SeTeVSRPipeline.from_pretrained(model, torch_dtype=model_dtype)
+        pipe = SeTeVSRPipeline.from_pretrained(model, dtype=model_dtype)
     except SeteVSRError:
         raise
     except Exception as err:  # diffusers/transformers/hub raise many types for one cause: a bad or absent model
