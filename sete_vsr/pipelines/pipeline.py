@@ -138,7 +138,8 @@ class SeTeVSRPipeline(DiffusionPipeline):
     ``["sete_vsr", "<ClassName>"]``, importable with no remote code.
     """
 
-    model_cpu_offload_seq = "text_encoder->semantic_encoder->vae->unet"
+    # the chain offloads each model when the next one runs: the U-Net leaves the device when the VAE starts decoding
+    model_cpu_offload_seq = "text_encoder->semantic_encoder->unet->vae"
     _optional_components = ["text_encoder", "tokenizer"]
     _callback_tensor_inputs = ["latents"]
 
