@@ -708,3 +708,41 @@ def test_help_lists_every_config_key_with_its_default_and_meaning(module, config
         assert meaning[:20] in listed[key]
         if default is None or isinstance(default, (bool, int, float, str)):
             assert yaml.safe_load(listed[key].split(None, 2)[1]) == default, listed[key]
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_a_lora_trains_saves_and_loads_into_a_fresh_pipeline(init_dir, frames, tmp_path):
+    """``lora_rank=2``: only LoRA tensors train; the saved LoRA, loaded the diffusers way into a fresh pipeline, gives
+    the output of the trained network (rebuilt from the run's last checkpoint)."""
+    from peft import LoraConfig
+    from safetensors.torch import load_file
+
+    from sete_vsr import SeTeVSRPipeline
+
+    out = tmp_path / "lora"
+    launch("tiny_stage1.yaml", *common(frames, out, init_dir, steps=2), "lora_rank=2", "learning_rate=1e-2",
+           "checkpointing_steps=2", "report_to=none")  # fmt: skip
+    assert (out / "pytorch_lora_weights.safetensors").is_file() and not (out / "model_index.json").exists()
+    assert (out / "checkpoint-2" / "unet" / "pytorch_lora_weights.safetensors").is_file()
+    trained_state = load_file(out / "checkpoint-2" / "model.safetensors")
+    start = load_file(init_dir / UNET)
+    base_names = {name.replace(".base_layer", "") for name in trained_state if ".lora_" not in name}
+    assert base_names == set(start)  # the base weights are all there ...
+    assert not changed(start, {n.replace(".base_layer", ""): t for n, t in trained_state.items() if ".lora_" not in n})
+
+    lr = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+
+    def upscale(pipe) -> np.ndarray:
+        pipe.set_progress_bar_config(disable=True)
+        return pipe(lr, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").frames
+
+    loaded = SeTeVSRPipeline.from_pretrained(init_dir)
+    loaded.load_lora_weights(out)
+    rebuilt = SeTeVSRPipeline.from_pretrained(init_dir)
+    targets = rebuilt.unet.lora_target_modules(1)
+    rebuilt.unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=targets))
+    rebuilt.unet.load_state_dict(trained_state)  # ... and the trained LoRA tensors, strictly
+    expected = upscale(rebuilt)
+    np.testing.assert_allclose(upscale(loaded), expected, atol=1e-6)
+    assert np.abs(expected - upscale(SeTeVSRPipeline.from_pretrained(init_dir))).max() > 1e-3  # the LoRA matters

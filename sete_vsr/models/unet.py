@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
 from diffusers.models.attention_processor import Attention
 from diffusers.models.modeling_utils import ModelMixin
@@ -76,7 +77,11 @@ class SeTeUNetOutput(BaseOutput):
     sample: torch.Tensor
 
 
-class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
+# the attention projections a LoRA adapts (diffusers' usual targets)
+LORA_PROJECTIONS = (".to_q", ".to_k", ".to_v", ".to_out.0")
+
+
+class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin, PeftAdapterMixin):
     r"""The denoising U-Net of SeTe-VSR (paper Sec. III-B to III-D).
 
     The Stable Diffusion 2.1 U-Net whose spatial transformers gain a semantic cross-attention (SeAM) over
@@ -319,6 +324,16 @@ class SeTeUNetModel(ModelMixin, AttentionMixin, ConfigMixin):
                 return [(name, param) for name, param in spatial if _is_new_tensor(name)]
             return spatial
         raise SeteVSRError(f"stage must be 1 or 2, got {stage!r}")
+
+    def lora_target_modules(self, stage: int, only_new_modules: bool = False) -> list[str]:
+        """The attention projections (``to_q``, ``to_k``, ``to_v``, ``to_out.0``) among a stage's parameters
+        (:meth:`stage_parameters`), by module name: where a LoRA of that stage goes (``peft.LoraConfig``'s
+        ``target_modules``)."""
+        names = [name.removesuffix(".weight") for name, _ in self.stage_parameters(stage, only_new_modules)]
+        targets = [name for name in names if name.endswith(LORA_PROJECTIONS)]
+        if not targets:
+            raise SeteVSRError(f"stage {stage} of this U-Net has no attention projection for a LoRA")
+        return targets
 
     # ------------------------------------------------------------------------------------------- inference
 

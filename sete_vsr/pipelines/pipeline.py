@@ -38,6 +38,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput, replace_example_docstring
@@ -120,7 +121,7 @@ def _to_tensor(frames: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return batch.float() / 255 if batch.dtype == torch.uint8 else batch.float().contiguous()
 
 
-class SeTeVSRPipeline(DiffusionPipeline):
+class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     r"""Diffusion pipeline for x4 real-world video super-resolution (SeTe-VSR).
 
     Components:
@@ -210,6 +211,20 @@ class SeTeVSRPipeline(DiffusionPipeline):
         if entry_is_ours(pretrained_model_name_or_path, **kwargs):
             kwargs["trust_remote_code"] = True
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def load_lora_weights(self, pretrained_model_name_or_path_or_dict, adapter_name: str | None = None, **kwargs):
+        """LoRA weights into the U-Net (and the text encoder, when the pipeline keeps one), as diffusers' Stable
+        Diffusion pipelines load them; ``kwargs`` as ``lora_state_dict`` (``weight_name``, ``hotswap``...)."""
+        if self.text_encoder is not None:
+            return super().load_lora_weights(pretrained_model_name_or_path_or_dict, adapter_name=adapter_name, **kwargs)
+        hotswap = kwargs.pop("hotswap", False)
+        state_dict, network_alphas, metadata = self.lora_state_dict(
+            pretrained_model_name_or_path_or_dict, return_lora_metadata=True, **kwargs
+        )
+        self.load_lora_into_unet(
+            state_dict, network_alphas=network_alphas, unet=self.unet, adapter_name=adapter_name, metadata=metadata,
+            _pipeline=self, hotswap=hotswap,
+        )  # fmt: skip
 
     def save_pretrained(
         self,

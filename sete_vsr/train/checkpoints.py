@@ -102,12 +102,24 @@ def save_checkpoint(accelerator: Accelerator, config: TrainConfig, global_step: 
     return path
 
 
+def save_lora(unet, folder: Path) -> None:
+    """The LoRA of ``unet`` as ``folder/pytorch_lora_weights.safetensors``, for ``pipe.load_lora_weights(folder)``."""
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    from ..pipelines.pipeline import SeTeVSRPipeline
+
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    SeTeVSRPipeline.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
+
+
 def save_trained_component(model, folder: Path, name: str, ema=None, trainable=None) -> None:
     """The trained component in diffusers layout inside a checkpoint, as diffusers' training examples keep it.
 
     ``folder/name`` (``unet`` or ``vae``) loads with ``SeTeUNetModel.from_pretrained`` /
     ``TemporalAutoencoderKL.from_pretrained``, or replaces the pipeline's component
-    (``SeTeVSRPipeline.from_pretrained(START, unet=...)``); with EMA, ``folder/<name>_ema`` holds the EMA weights.
+    (``SeTeVSRPipeline.from_pretrained(START, unet=...)``); a LoRA run's holds the LoRA (:func:`save_lora`). With
+    EMA, ``folder/<name>_ema`` holds the EMA weights.
 
     Args:
         model: the unwrapped trained module.
@@ -115,11 +127,18 @@ def save_trained_component(model, folder: Path, name: str, ema=None, trainable=N
         name: ``"unet"`` or ``"vae"``.
         ema: the run's ``EMAModel`` of ``trainable`` (its parameters in ``model``), or None.
     """
-    model.save_pretrained(folder / name, safe_serialization=True)
+
+    def write(target: Path) -> None:
+        if getattr(model, "peft_config", None):
+            save_lora(model, target)
+        else:
+            model.save_pretrained(target, safe_serialization=True)
+
+    write(folder / name)
     if ema is not None:
         ema.store(trainable)
         ema.copy_to(trainable)
         try:
-            model.save_pretrained(folder / f"{name}_ema", safe_serialization=True)
+            write(folder / f"{name}_ema")
         finally:
             ema.restore(trainable)

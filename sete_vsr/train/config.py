@@ -48,6 +48,8 @@ RESUME_KEYS = (
     "stage",
     "pretrained_model",
     "only_new_modules",
+    "lora_rank",
+    "lora_alpha",
     "temporal_transformer",
     "tsam",
     "use_ema",
@@ -151,6 +153,11 @@ class TrainConfig:
         validation: validation renders, see :class:`ValidationConfig`.
         only_new_modules: stage 1: train only the new spatial modules (SeAM, semantic tokenizer, LR conditioning)
             instead of the whole spatial U-Net.
+        lora_rank: stages 1 and 2: train a LoRA of this rank on the attention projections of the stage's set (the
+            rest frozen) instead of the set itself, and save it as ``pytorch_lora_weights.safetensors`` for
+            ``pipe.load_lora_weights`` rather than a whole pipeline (needs ``peft``); 0: no LoRA. Meant for
+            fine-tuning a trained model: the new modules of an untrained one start at zero.
+        lora_alpha: the LoRA's scale numerator (default: ``lora_rank``).
         temporal_transformer: stage 2: add (and train) the temporal transformer; ``null`` follows the starting
             U-Net's ``use_temporal_transformer`` (on unless ``sete-vsr init --no-temporal-transformer``). With
             ``tsam``, this chooses the temporal modules of the paper's ablations (Table II); whether the U-Net has
@@ -197,6 +204,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     only_new_modules: bool = False
+    lora_rank: int = 0
+    lora_alpha: float | None = None
     temporal_transformer: bool | None = None
     tsam: bool | None = None
     train_batch_size: int = 3
@@ -392,6 +401,13 @@ def _check(config: TrainConfig) -> None:
         raise SeteVSRError("stage 2 needs a temporal module: temporal_transformer and tsam cannot both be false")
     if config.data.cache_dir is not None and config.stage == "vae":
         raise SeteVSRError("data.cache_dir is for stages 1 and 2 (the VAE stage runs its encoder on HR pixels)")
+    if config.lora_rank < 0 or (config.lora_rank and config.stage == "vae"):
+        raise SeteVSRError(f"lora_rank must be 0, or positive for stage 1 or 2, got {config.lora_rank} (stage {config.stage})")
+    if config.lora_rank:
+        try:
+            import peft  # noqa: F401
+        except ImportError:
+            raise SeteVSRError("lora_rank needs peft: pip install 'sete-vsr[lora]'") from None
     counts = {
         "train_batch_size": config.train_batch_size,
         "max_train_steps": config.max_train_steps,

@@ -37,7 +37,14 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from tqdm.auto import tqdm
 
 from ..errors import SeteVSRError
-from .checkpoints import CONFIG_NAME, checkpoint_step, find_resume_checkpoint, save_checkpoint, save_trained_component
+from .checkpoints import (
+    CONFIG_NAME,
+    checkpoint_step,
+    find_resume_checkpoint,
+    save_checkpoint,
+    save_lora,
+    save_trained_component,
+)
 from .config import TrainConfig, config_to_dict, save_config
 from .data import build_train_dataset, check_cache_encoders, collate_clips, load_validation_clip
 from .losses import batch_generator, diffusion_loss, load_lpips, vae_loss
@@ -152,7 +159,10 @@ def load_models(config: TrainConfig, accelerator: Accelerator, train_dataset) ->
             unet.add_temporal_modules(temporal_transformer=config.temporal_transformer, tsam=config.tsam)
             # The window the temporal modules learn on is the pipeline's default window (unet.config.num_frames).
             unet.register_to_config(num_frames=config.data.num_frames)
-        trainable = [param for _, param in unet.stage_parameters(int(config.stage), config.only_new_modules)]
+        if config.lora_rank:
+            trainable = add_lora(unet, config)
+        else:
+            trainable = [param for _, param in unet.stage_parameters(int(config.stage), config.only_new_modules)]
     for param in trainable:
         param.requires_grad_(True)
     for module in frozen:
@@ -170,6 +180,16 @@ def load_models(config: TrainConfig, accelerator: Accelerator, train_dataset) ->
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
     return Models(pipeline, model, trainable, noise_scheduler, weight_dtype, lpips_net, ema)
+
+
+def add_lora(unet, config: TrainConfig) -> list[torch.nn.Parameter]:
+    """Give ``unet`` a LoRA of ``config.lora_rank`` on the attention projections of the stage's set; its parameters."""
+    from peft import LoraConfig
+
+    targets = unet.lora_target_modules(int(config.stage), config.only_new_modules)
+    alpha = config.lora_alpha if config.lora_alpha is not None else config.lora_rank
+    unet.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=targets))
+    return [param for name, param in unet.named_parameters() if ".lora_" in name]
 
 
 def prepare_optimisation(config: TrainConfig, accelerator: Accelerator, models: Models, inputs: Inputs) -> Optimisation:
@@ -361,10 +381,14 @@ def save_pipeline(
     metrics = {}
     if validation_clip is not None:
         metrics = log_validation(final, validation_clip, config, accelerator, global_step, torch.float32)
-    record_training(final, config, global_step, metrics)
     output_dir = Path(config.output_dir)
-    final.save_pretrained(output_dir)
-    logger.info(f"saved the stage-{config.stage} pipeline to {output_dir}")
+    if config.lora_rank:
+        save_lora(trained, output_dir)
+        logger.info(f"saved the stage-{config.stage} LoRA to {output_dir} (pipe.load_lora_weights('{output_dir}'))")
+    else:
+        record_training(final, config, global_step, metrics)
+        final.save_pretrained(output_dir)
+        logger.info(f"saved the stage-{config.stage} pipeline to {output_dir}")
     if config.push_to_hub:
         push_to_hub(config)
 
