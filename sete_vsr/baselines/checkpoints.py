@@ -24,17 +24,36 @@ from ..errors import SeteVSRError
 
 StateDict = dict[str, torch.Tensor]
 
-# (pattern, replacement) applied in order to every key; together they are the mapping of
-# PROTOCOLS.md 5.2. SPyNet's ConvModule index j becomes the Sequential index 2j (ReLUs between).
+# The module renames of PROTOCOLS.md 5.2, each written once as (mmagic name, BasicSR name, the alternatives of its
+# placeholders {0}, {1}); both directions are made from it by :func:`_renames`.
+_NAME_PAIRS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("{0}_resblocks.", "{0}_trunk.", ("backward|forward",)),
+    ("upsample{0}.upsample_conv.", "upconv{0}.", ("[12]",)),
+    ("feat_l{0}_conv{1}.", "conv_l{0}_{1}.", ("[23]", "[12]")),
+    ("pcd_alignment.", "pcd_align.", ()),
+)
+
+
+def _renames(to_basicsr: bool) -> list[tuple[re.Pattern, str]]:
+    """:data:`_NAME_PAIRS` as ``(pattern, replacement)`` rules from mmagic to BasicSR names, or back."""
+    rules = []
+    for mmagic, basicsr, alternatives in _NAME_PAIRS:
+        source, target = (mmagic, basicsr) if to_basicsr else (basicsr, mmagic)
+        groups = [f"({alternative})" for alternative in alternatives]
+        pattern = re.compile(r"(^|\.)" + source.replace(".", r"\.").format(*groups))
+        rules.append((pattern, r"\1" + target.format(*(rf"\{i + 2}" for i in range(len(groups))))))
+    return rules
+
+
+# SPyNet's ConvModule index j is the Sequential index 2j (ReLUs between); mmagic wraps some EDVR convs in a
+# ConvModule (``.conv.`` before weight and bias).
+_SPYNET_CONV = re.compile(r"(spynet\.basic_module\.\d+\.basic_module\.)(\d+)\.")
 _MMAGIC_TO_BASICSR: list[tuple[re.Pattern, object]] = [
     (
         re.compile(r"(spynet\.basic_module\.\d+\.basic_module\.)(\d+)\.conv\."),
         lambda m: f"{m.group(1)}{2 * int(m.group(2))}.",
     ),
-    (re.compile(r"(^|\.)(backward|forward)_resblocks\."), r"\1\2_trunk."),
-    (re.compile(r"(^|\.)upsample([12])\.upsample_conv\."), r"\1upconv\2."),
-    (re.compile(r"(^|\.)feat_l([23])_conv([12])\."), r"\1conv_l\2_\3."),
-    (re.compile(r"(^|\.)pcd_alignment\."), r"\1pcd_align."),
+    *_renames(to_basicsr=True),
     (re.compile(r"\.conv\.(weight|bias)$"), r".\1"),
 ]
 
@@ -47,14 +66,8 @@ _MMAGIC_CONV_MODULES = re.compile(
 
 _BASICSR_TO_MMAGIC: list[tuple[re.Pattern, object]] = [
     (_MMAGIC_CONV_MODULES, lambda m: m.group(0)[: -len(m.group(5))] + "conv." + m.group(5)),
-    (
-        re.compile(r"(spynet\.basic_module\.\d+\.basic_module\.)(\d+)\."),
-        lambda m: f"{m.group(1)}{int(m.group(2)) // 2}.conv.",
-    ),
-    (re.compile(r"(^|\.)(backward|forward)_trunk\."), r"\1\2_resblocks."),
-    (re.compile(r"(^|\.)upconv([12])\."), r"\1upsample\2.upsample_conv."),
-    (re.compile(r"(^|\.)conv_l([23])_([12])\."), r"\1feat_l\2_conv\3."),
-    (re.compile(r"(^|\.)pcd_align\."), r"\1pcd_alignment."),
+    (_SPYNET_CONV, lambda m: f"{m.group(1)}{int(m.group(2)) // 2}.conv."),
+    *_renames(to_basicsr=False),
 ]
 
 
