@@ -1,4 +1,4 @@
-"""Where the pipeline's time goes: wall time per output frame per step over the U-Net-only floor, with a breakdown.
+"""Where the pipeline's time goes: time per output frame per step over the U-Net-only floor, with a breakdown.
 
 For the tiny preset and for the full SD 2.1-base configuration (random weights, built in code: no download), the
 pipeline upscales the first ``--frames`` frames of a real clip, cropped to ``--size`` and stored as an mp4, into an
@@ -19,7 +19,7 @@ the process's CPU seconds (``time.process_time``), so other work on a shared mac
 
 The floor is the same U-Net on the same number of frames with no overlap: non-overlapping windows of the pipeline's
 window length, whole latent frames (the default sizes fit one tile), as many times as the pipeline steps.
-``ratio_measured`` is the pipeline's wall time over the floor's at the ``--steps`` run. The one-off costs (all stages
+``ratio_measured`` is the pipeline's time over the floor's at the ``--steps`` run. The one-off costs (all stages
 but ``unet`` and ``denoise_other``) are paid once per video, so the ratio falls with the number of steps; a CPU cannot
 run 50 steps of the full configuration in minutes, so ``ratio`` is the pipeline's default of 50 steps projected from
 the measured per-step and one-off seconds: (one-off + 50 per-step) / (50 floor-per-step).
