@@ -21,18 +21,8 @@ from collections import defaultdict
 import torch
 
 from sete_vsr.models.attention import TemporalSpatialAwarenessModule, TemporalTransformer
+from sete_vsr.models.presets import sd21_base_unet2d
 from sete_vsr.models.unet import SeTeUNetModel
-
-SD21_BASE = {
-    "sample_size": 64,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    "layers_per_block": 2,
-    "cross_attention_dim": 1024,
-    "attention_head_dim": (5, 10, 20, 20),
-    "use_linear_projection": True,
-}
 
 
 class ModuleTimer:
@@ -93,11 +83,9 @@ def main() -> None:
     parser.add_argument("--tsam-ff-mult", type=float, default=None, help="override the model default")
     args = parser.parse_args()
 
-    from diffusers import UNet2DConditionModel
-
     torch.manual_seed(0)
     device = torch.device(args.device)
-    sd21 = UNet2DConditionModel(**SD21_BASE).eval().to(device)
+    sd21 = sd21_base_unet2d().eval().to(device)
     options = {
         key: value
         for key, value in (("temporal_ff_mult", args.temporal_ff_mult), ("tsam_ff_mult", args.tsam_ff_mult))

@@ -1,7 +1,12 @@
-"""The pretrained models SeTe-VSR starts from, and tiny components built in code (tests, `init --preset tiny`).
+"""The pretrained models SeTe-VSR starts from, their layouts with random weights, and tiny components built in code.
 
-They have the real layouts (Stable Diffusion 2.1 U-Net, SAM2 Hiera image encoder) at toy widths, so every
-code path runs on a CPU in seconds; their random weights produce nothing meaningful.
+* The full-size layouts (:func:`sd21_base_unet2d`, :func:`sd21_base_vae`, :func:`sam2_hiera_tiny_vision_config`) are
+  those of Stable Diffusion 2.1-base and SAM2.1 Hiera-tiny with random weights: for speed and memory benchmarks,
+  which need the real sizes but no download.
+* The tiny ones (tests, `init --preset tiny`) have the same layouts at toy widths, so every code path runs on a CPU
+  in seconds.
+
+Random weights produce nothing meaningful.
 """
 
 from __future__ import annotations
@@ -11,6 +16,44 @@ from typing import Any
 # The pretrained models SeTe-VSR starts from (paper Sec. IV-A): Stable Diffusion 2.1-base and SAM2's Hiera-tiny.
 SD21_BASE = "stabilityai/stable-diffusion-2-1-base"
 SAM2_TINY = "facebook/sam2.1-hiera-tiny"
+
+
+def sd21_base_unet2d():
+    """A random-weight ``UNet2DConditionModel`` with the configuration of Stable Diffusion 2.1-base's U-Net."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=64,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=2,
+        cross_attention_dim=1024,
+        attention_head_dim=(5, 10, 20, 20),
+        use_linear_projection=True,
+    )
+
+
+def sd21_base_vae():
+    """A random-weight ``AutoencoderKL`` with the configuration of Stable Diffusion 2.1-base's VAE (scale factor 8)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=768,
+        scaling_factor=0.18215,
+    )
+
+
+def sam2_hiera_tiny_vision_config():
+    """The ``Sam2VisionConfig`` of SAM2.1 Hiera-tiny (transformers' defaults): a 1024 input, `(256, 64, 64)` output."""
+    from transformers import Sam2VisionConfig
+
+    return Sam2VisionConfig()
 
 
 def tiny_unet2d(sample_size: int = 16):

@@ -8,6 +8,8 @@ Each builder returns the keyword arguments of :class:`~sete_vsr.pipelines.pipeli
 * :func:`tiny_components` (behind :func:`~sete_vsr.pipelines.assemble.tiny_pipeline` and
   ``sete-vsr init --preset tiny --random-weights DIR``) builds the same layout at toy width with random weights: it
   runs every code path in seconds on a CPU and produces noise, not super-resolution.
+* :func:`sd21_random_components` builds the full-size layout (SD 2.1-base, SAM2.1 Hiera-tiny) with random weights and
+  no download: the real compute and memory, for benchmarks.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from .. import __version__
 from ..errors import SeteVSRError
-from ..models.presets import SAM2_TINY, SD21_BASE, tiny_autoencoder_kl, tiny_sam2_vision_config, tiny_sete_unet_options, tiny_unet2d
+from ..models.presets import (
+    SAM2_TINY,
+    SD21_BASE,
+    sam2_hiera_tiny_vision_config,
+    sd21_base_unet2d,
+    sd21_base_vae,
+    tiny_autoencoder_kl,
+    tiny_sam2_vision_config,
+    tiny_sete_unet_options,
+    tiny_unet2d,
+)
 from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
 from ..models.unet import SeTeUNetModel
@@ -148,6 +160,41 @@ def tiny_components(seed: int = 0, temporal: bool = True, unet_options: dict[str
         "semantic_encoder": semantic_encoder,
         "assembled_from": {
             "preset": "tiny",
+            "seed": seed,
+            "temporal": temporal,
+            "sete_vsr_version": __version__,
+            "training": "none (random weights: the output is noise)",
+        },
+    }
+
+
+def sd21_random_components(seed: int = 0, temporal: bool = True, window_length: int = 8) -> dict[str, Any]:
+    """The components of a full-size SeTe-VSR pipeline with random weights: SD 2.1-base and SAM2.1 Hiera-tiny layouts.
+
+    Built exactly as :func:`sd21_components` converts the pretrained models (new branches at zero), from randomly
+    initialised sources instead of downloaded ones, with a random empty-prompt embedding `(1, 77, 1024)`. For speed
+    and memory measurements: the output is noise. The global random state is left untouched.
+
+    Args:
+        seed: seed of the weights.
+        temporal: include the U-Net's stage-2 temporal modules.
+        window_length: the U-Net's default temporal window (``config.num_frames``).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = SeTeUNetModel.from_unet2d(
+            sd21_base_unet2d(), temporal=temporal, num_frames=window_length, prompt_sequence_length=77
+        )
+        unet.set_empty_prompt_embeds(torch.randn(1, 77, unet.config.cross_attention_dim))
+        vae = TemporalAutoencoderKL.from_autoencoder_kl(sd21_base_vae())
+        semantic_encoder = SemanticEncoder(vision_config=sam2_hiera_tiny_vision_config().to_dict())
+    return {
+        "vae": vae.eval(),
+        "unet": unet.eval(),
+        "scheduler": DDPMScheduler(**SD21_SCHEDULER_CONFIG),
+        "semantic_encoder": semantic_encoder.eval(),
+        "assembled_from": {
+            "preset": "sd21-base layout",
             "seed": seed,
             "temporal": temporal,
             "sete_vsr_version": __version__,
