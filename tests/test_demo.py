@@ -178,6 +178,8 @@ def test_served_page_upscales_through_the_client(served, clip):
     assert summary.startswith("bicubic: 4 frames 24x16 -> 96x64")
     assert video_shape(Path(output_video["video"] if isinstance(output_video, dict) else output_video)) == (4, 64, 96)
     assert Path(download).suffix == ".mp4"
+    bicubic, result = client.predict(3, api_name="/frame")  # the session's run, frame 3
+    assert Path(bicubic).name == Path(result).name == "00000003.png"
 
 
 def test_served_page_shows_bad_uploads_as_one_line(served, tmp_path):

@@ -97,9 +97,8 @@ def build_app(model: str | None = None, device: str | None = None, workdir: str 
         )
 
     def show_frame(result: DemoResult | None, index):
-        if result is None:
-            return [None] * len(compare)
-        return compare_values(*result.frame_pair(index))
+        values = [None] * len(compare) if result is None else compare_values(*result.frame_pair(index))
+        return values if len(values) > 1 else values[0]  # one output takes its value, not a list of one
 
     def model_controls(method):
         uses_model = method == MODEL_METHOD
