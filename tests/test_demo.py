@@ -52,6 +52,22 @@ def test_bicubic_run_writes_videos_frames_and_reports_progress(clip, tmp_path):
     assert reports == sorted(reports) and reports[0] == 0.0 and reports[-1] == 1.0
 
 
+def test_progress_objects_that_are_falsy_are_called(clip, tmp_path):
+    class Progress:  # as gr.Progress, which has a length of 0 before it tracks an iterable
+        def __init__(self):
+            self.calls = []
+
+        def __len__(self):
+            return 0
+
+        def __call__(self, fraction, desc=""):
+            self.calls.append(desc)
+
+    progress = Progress()
+    upscale_clip(clip, "bicubic", tmp_path / "run", max_frames=2, progress=progress)
+    assert progress.calls == ["reading the clip", "bicubic x4: frame 1/2", "bicubic x4: frame 2/2", "done"]
+
+
 def test_tiny_model_run_with_a_scheduler(model, clip, tmp_path):
     reports = []
     result = upscale_clip(
@@ -158,14 +174,24 @@ def served(tmp_path_factory):
     app.close()
 
 
-def test_page_builds_with_every_control():
+def test_page_builds_with_every_control(model):
+    pytest.importorskip("gradio")
+    from sete_vsr.demo.app import build_app
+    from sete_vsr.demo.processing import model_steps
+
+    components = {c["props"].get("elem_id"): c["props"] for c in build_app(model=str(model)).config["components"]}
+    assert {"upload", "method", "steps", "scheduler", "max-frames", "run", "frame", "input-video", "output-video",
+            "download"} <= set(components)  # fmt: skip
+    assert components["method"]["value"] == MODEL_METHOD and components["steps"]["visible"]
+    assert components["steps"]["value"] == model_steps(str(model))  # the model's own setting by default
+
+
+def test_page_with_a_bad_model_fails_at_start(tmp_path):
     pytest.importorskip("gradio")
     from sete_vsr.demo.app import build_app
 
-    config = build_app(model="some/model").config
-    ids = {c["props"].get("elem_id") for c in config["components"]}
-    assert {"upload", "method", "steps", "scheduler", "max-frames", "run", "frame", "input-video", "output-video",
-            "download"} <= ids  # fmt: skip
+    with pytest.raises(SeteVSRError, match="is not a SeTe-VSR model folder"):
+        build_app(model=str(tmp_path))
 
 
 def test_served_page_upscales_through_the_client(served, clip):

@@ -23,11 +23,18 @@ import gradio as gr
 
 from ..errors import SeteVSRError, system_error_line
 from ..options import SCHEDULERS
-from .processing import DEFAULT_MAX_FRAMES, MODEL_METHOD, DemoResult, demo_methods, sample_clips, upscale_clip
+from .processing import (
+    DEFAULT_MAX_FRAMES,
+    MODEL_METHOD,
+    DemoResult,
+    demo_methods,
+    model_steps,
+    sample_clips,
+    upscale_clip,
+)
 
 # Bounds of the page's controls.
 MAX_FRAMES_LIMIT = 120
-DEFAULT_STEPS = 20
 MAX_STEPS = 200
 
 _INTRO = """# SeTe-VSR: video super-resolution x4
@@ -57,7 +64,8 @@ def build_app(model: str | None = None, device: str | None = None, workdir: str 
     """The demo page as a :class:`gradio.Blocks` (call ``.queue().launch()`` on it).
 
     Args:
-        model: a SeTe-VSR pipeline folder or Hub id offered as the first method (loaded at the first run).
+        model: a SeTe-VSR pipeline folder or Hub id offered as the first method (loaded now, so that a bad model fails
+            here; its recorded number of steps is the page's default).
         device: torch device of the model and networks (default CUDA when available).
         workdir: folder of the runs' videos and frames (default a temporary folder removed at exit); each run
             replaces the previous run of the same page.
@@ -68,6 +76,7 @@ def build_app(model: str | None = None, device: str | None = None, workdir: str 
     workdir = Path(workdir)
     samples = sample_clips()
     methods = demo_methods(model)
+    default_steps = model_steps(model, device) if model else 1
 
     @_one_line_errors
     def run(upload, sample, method, steps, scheduler, max_frames, previous: DemoResult | None, progress=gr.Progress()):
@@ -115,7 +124,7 @@ def build_app(model: str | None = None, device: str | None = None, workdir: str 
                     label="or a shared sample", visible=bool(samples), elem_id="sample",
                 )  # fmt: skip
                 method = gr.Dropdown(choices=methods, value=methods[0][1], label="Method", elem_id="method")
-                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Denoising steps",
+                steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Denoising steps",
                                   visible=methods[0][1] == MODEL_METHOD, elem_id="steps")  # fmt: skip
                 scheduler = gr.Dropdown(
                     choices=[("the model's own", ""), *((name, name) for name in SCHEDULERS)], value="",

@@ -2,7 +2,7 @@
 
 * :func:`shared_folder` and :func:`sample_clips`: the project's shared clips offered as samples;
 * :func:`demo_methods`: the methods usable here without extra files (the page's model, bicubic, and the baselines
-  whose official checkpoints are on this machine);
+  whose official checkpoints are on this machine); :func:`model_steps`: the model's own number of steps;
 * :func:`upscale_clip`: read the first frames of a clip, write its bicubic x4 upsampling and the chosen method's
   result, each as an H.264 video and lossless PNG frames, reporting progress;
 * :meth:`DemoResult.frame_pair`: the two PNG frames compared on the page.
@@ -189,7 +189,7 @@ def upscale_clip(
         SeteVSRError: a missing or unreadable clip, a bad setting, an unknown method or one that cannot load.
     """
     start = time.perf_counter()
-    report = progress or (lambda fraction, desc="": None)
+    report = progress if progress is not None else (lambda fraction, desc="": None)  # gr.Progress is falsy
     if method == MODEL_METHOD and not model:
         raise SeteVSRError("the SeTe-VSR method needs a model: start the demo with --model DIR_OR_HUB_ID")
     if steps is not None and steps < 1:
@@ -265,6 +265,16 @@ def _pipeline(model: str, device: str | None):
     pipe = load_pipeline(model, device)
     pipe.set_progress_bar_config(disable=True)
     return pipe, pipe.scheduler
+
+
+def model_steps(model: str, device: str | None = None) -> int:
+    """The denoising steps ``model`` records for inference (its pipeline's default), else 50; loads the model once.
+
+    Raises:
+        SeteVSRError: a model that cannot load.
+    """
+    pipe, _ = _pipeline(model, device)
+    return int((pipe.config.get("assembled_from") or {}).get("inference", {}).get("num_inference_steps", 50))
 
 
 def _run_model(frames, writer, model, device, steps, scheduler, seed, report: Progress) -> None:
