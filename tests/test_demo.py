@@ -217,3 +217,33 @@ def test_served_page_shows_bad_uploads_as_one_line(served, tmp_path):
     with pytest.raises(Exception) as caught:
         client.predict(handle_file(str(bad)), None, "bicubic", 20, "", 4, api_name="/upscale")
     assert "cannot read video" in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_command_serves_the_page_with_the_shared_weights(shared, monkeypatch, capsys):
+    pytest.importorskip("gradio")
+    from sete_vsr.demo import app
+    from sete_vsr.weight_dirs import set_weight_dirs, weight_dirs
+
+    calls = {}
+
+    class Page:
+        def queue(self):
+            return self
+
+        def launch(self, **settings):
+            calls["launch"] = settings
+
+    def build_app(**settings):
+        calls["build"] = settings
+        return Page()
+
+    monkeypatch.setenv("SETE_VSR_SHARED", str(shared()))
+    monkeypatch.setattr(app, "build_app", build_app)
+    try:
+        assert main(["demo", "--port", "7999", "--weights-dir", "mine", "--device", "cpu"]) == 0
+        assert weight_dirs()[:2] == [Path("mine"), shared("weights")]
+    finally:
+        set_weight_dirs([])
+    assert calls["build"] == {"model": None, "device": "cpu"}
+    assert calls["launch"] == {"server_name": "127.0.0.1", "server_port": 7999, "share": False, "quiet": True}
+    assert capsys.readouterr().out.strip() == "sete-vsr demo on http://127.0.0.1:7999 (Ctrl+C to stop)"
