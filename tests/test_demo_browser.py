@@ -88,6 +88,9 @@ def test_upload_run_bicubic_compare_and_play(page, browser, shared, tmp_path):
     frame.send_keys("5", Keys.ENTER)
     pair = "#compare img"
     wait.until(lambda d: all("00000005.png" in i.get_attribute("src") for i in d.find_elements(By.CSS_SELECTOR, pair)))
+    browser.find_element(By.CSS_SELECTOR, "#sample input").click()  # picking a sample clears the upload
+    next(o for o in browser.find_elements(By.CSS_SELECTOR, "#sample [role=option]") if "carphone" in o.text).click()
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#upload video"))
     screenshot = tmp_path / "demo.png"
     assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")

@@ -155,7 +155,9 @@ def build_app(model: str | None = None, device: str | None = None, workdir: str 
                     output_video = gr.Video(label="Result", interactive=False, elem_id="output-video")
                 download = gr.File(label="Download the result", interactive=False, elem_id="download")
 
+        # one source at a time: an upload clears the sample picked, picking a sample clears the upload
         upload.upload(lambda: None, outputs=sample)
+        sample.input(lambda: None, outputs=upload)
         method.change(model_controls, inputs=method, outputs=[steps, scheduler])
         button.click(
             run,

@@ -76,7 +76,7 @@ def sample_clips(folder: Path | None = None) -> list[Sample]:
         except SeteVSRError:  # a damaged shared file is not offered
             continue
         frames = f", {info.num_frames} frames" if info.num_frames else ""
-        label = f"{path.relative_to(data).as_posix()} ({info.width}x{info.height}{frames})"
+        label = f"{path.name} ({info.width}x{info.height}{frames})"
         samples.append((info.width * info.height, label, Sample(label, path)))
     return [sample for _, _, sample in sorted(samples, key=lambda item: item[:2])]
 
