@@ -76,7 +76,7 @@ def build_app(model: str | None = None, device: str | None = None, workdir: str 
     workdir = Path(workdir)
     samples = sample_clips()
     methods = demo_methods(model)
-    default_steps = model_steps(model, device) if model else 1
+    default_steps = model_steps(model, device) if model else 1  # the steps control is hidden without a model
 
     @_one_line_errors
     def run(upload, sample, method, steps, scheduler, max_frames, previous: DemoResult | None, progress=gr.Progress()):
