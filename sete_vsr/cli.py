@@ -25,6 +25,7 @@ COMMANDS = Registry(
         Entry("upscale", "sete_vsr.commands.upscale", "super-resolve a video or frame folder x4"),
         Entry("init", "sete_vsr.commands.init", "assemble a SeTe-VSR pipeline (SD 2.1 + SAM2, or the tiny preset)"),
         Entry("adapt", "sete_vsr.commands.adapt", "self-supervised test-time adaptation of a CNN baseline to a video"),
+        Entry("demo", "sete_vsr.commands.demo", "a local web page to upscale a clip and compare it with bicubic"),
     ),
 )
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import SeteVSRError
+    from .errors import SeteVSRError, system_error_line
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -64,19 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, MemoryError, RuntimeError) as err:
         if os.environ.get("SETE_VSR_DEBUG"):
             raise
-        print(f"sete-vsr {args.command}: failed: {_system_error_line(err)}", file=sys.stderr)
+        print(f"sete-vsr {args.command}: failed: {system_error_line(err)}", file=sys.stderr)
         return 1
-
-
-def _system_error_line(err: BaseException) -> str:
-    """One line for an error of the system rather than of the input, with a hint where one helps."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if isinstance(err, MemoryError) or "out of memory" in first.lower():
-        return (
-            f"out of memory ({first}); lower --tile-size, --window-length or --max-frames, use --dtype fp16 "
-            "or --cpu-offload"
-        )
-    return f"{first} (set SETE_VSR_DEBUG=1 for the traceback)"
 
 
 if __name__ == "__main__":

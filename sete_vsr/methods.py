@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+import numpy as np
 
 from . import method_options as mo
 from .baselines.registry import BASELINES
@@ -37,6 +39,7 @@ __all__ = [
     "register_method",
     "resolve_method_options",
     "split_instance",
+    "upscale_in_chunks",
 ]
 
 
@@ -204,3 +207,24 @@ def with_runtime(options: Any, **runtime: Any) -> Any:
     """``options`` with the runtime options of ``runtime`` it has (``device``, ``progress``) replaced."""
     names = {f.name for f in dataclasses.fields(options)}
     return dataclasses.replace(options, **{k: v for k, v in runtime.items() if k in names})
+
+
+def upscale_in_chunks(method: VSRMethod, frames: np.ndarray, chunk_frames: int = 100) -> Iterator[np.ndarray]:
+    """Run ``method`` on chunks of at most ``chunk_frames`` frames with context, yielding the output in order.
+
+    Each chunk sees up to 10 frames of context on each side (fewer for short chunks), which are cut from its output,
+    so only one chunk of the (16 times larger) output is held at a time.
+
+    Args:
+        method: any method.
+        frames: ``(T, H, W, 3)`` uint8 low-resolution frames.
+        chunk_frames: frames per call of the method.
+
+    Yields:
+        ``(t, 4H, 4W, 3)`` uint8 consecutive parts of the output, ``T`` frames in all.
+    """
+    from .baselines.runners import chunk_ranges
+
+    context = min(10, (chunk_frames - 1) // 2)
+    for first, stop, keep_start, keep_stop in chunk_ranges(len(frames), chunk_frames, context):
+        yield method(frames[first:stop])[keep_start - first : keep_stop - first]

@@ -194,6 +194,11 @@ def _search_dirs(spec: BaselineSpec) -> list[Path]:
     return [*(sub for d in weight_dirs() for sub in (d, d / spec.arch)), cache_dir()]
 
 
+def local_checkpoint_paths(spec: BaselineSpec) -> list[Path]:
+    """Where ``spec``'s checkpoint is looked for on this machine, in order (steps 2-3 of the module docstring)."""
+    return [folder / file_name for folder in _search_dirs(spec) for file_name in spec.local_names]
+
+
 def _offline() -> bool:
     return any(os.environ.get(var, "").lower() in TRUE_WORDS for var in ("HF_HUB_OFFLINE", "SETE_VSR_OFFLINE"))
 
@@ -222,16 +227,14 @@ def resolve_checkpoint(spec: BaselineSpec, checkpoint: str | os.PathLike | None 
         if not path.is_file():
             raise SeteVSRError(f"checkpoint not found: {path}")
         return path
-    looked = []
-    for folder in _search_dirs(spec):
-        for file_name in spec.local_names:
-            path = folder / file_name
-            looked.append(str(path))
-            if path.is_file():
-                return _check_hash(spec, path)
+    candidates = local_checkpoint_paths(spec)
+    for path in candidates:
+        if path.is_file():
+            return _check_hash(spec, path)
+    looked = ", ".join(str(path) for path in candidates)
     if _offline():
         raise SeteVSRError(
-            f"no checkpoint for {spec.name} and downloads are off (offline); looked for {', '.join(looked)}. "
+            f"no checkpoint for {spec.name} and downloads are off (offline); looked for {looked}. "
             f"Download {spec.url} into a folder listed in SETE_VSR_WEIGHTS or --weights-dir, or pass checkpoint=PATH"
         )
     import torch.hub
@@ -242,7 +245,7 @@ def resolve_checkpoint(spec: BaselineSpec, checkpoint: str | os.PathLike | None 
         torch.hub.download_url_to_file(spec.url, str(target), hash_prefix=spec.sha256_prefix, progress=True)
     except Exception as err:  # network errors and hash mismatches alike
         raise SeteVSRError(
-            f"could not download the {spec.name} checkpoint from {spec.url} ({err}); looked for {', '.join(looked)}. "
+            f"could not download the {spec.name} checkpoint from {spec.url} ({err}); looked for {looked}. "
             "Put the file in a folder listed in SETE_VSR_WEIGHTS, or pass checkpoint=PATH"
         ) from err
     return target

@@ -116,15 +116,12 @@ def _upscale_with_method(args: argparse.Namespace, reader, writer) -> None:
     """Run a :class:`~sete_vsr.methods.VSRMethod` on chunks of the clip with context frames, writing each chunk."""
     import numpy as np
 
-    from ..baselines.runners import chunk_ranges
-    from ..methods import build_method, parse_method_options
+    from ..methods import build_method, parse_method_options, upscale_in_chunks
 
     runtime = {"progress": not args.no_progress, "device": args.device}
     given = {} if args.checkpoint is None else {"checkpoint": args.checkpoint}
     options = parse_method_options(args.method, given, {k: v for k, v in runtime.items() if v is not None})
     method = build_method(args.method, options)
     frames = np.stack(list(reader))  # LR frames are 16x smaller than the output, which is written chunk by chunk
-    context = min(10, (args.chunk_frames - 1) // 2)  # frames of context on each side of a chunk's kept frames
-    for first, stop, keep_start, keep_stop in chunk_ranges(len(frames), args.chunk_frames, context):
-        upscaled = method(frames[first:stop])
-        writer.write_frames(upscaled[keep_start - first : keep_stop - first])
+    for upscaled in upscale_in_chunks(method, frames, args.chunk_frames):
+        writer.write_frames(upscaled)
