@@ -242,15 +242,10 @@ def test_tiny_preset_and_half_precision_conversion(vae):
 @pytest.mark.slow
 def test_stable_diffusion_sized_vae_converts_at_identity():
     """The SD 2.1 VAE layout (four levels, 128-512 channels), random weights, small latents."""
+    from sete_vsr.models.presets import sd21_base_vae
+
     torch.manual_seed(0)
-    sd_vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=768,
-    ).eval()
+    sd_vae = sd21_base_vae().eval()
     converted = TemporalAutoencoderKL.from_autoencoder_kl(sd_vae).eval()
     assert converted.vae_scale_factor == 8 and len(converted.temporal_layers) == 5
     z = torch.randn(2, 4, 6, 6)
