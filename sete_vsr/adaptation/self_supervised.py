@@ -31,7 +31,8 @@ iterations             1K on Vid4, 3K on REDS4                      1000
 learning rate          in the supplementary                         1e-5 (authors' public code)
 batch size             in the supplementary                         4 (authors' public code)
 target side ``P``      in the supplementary                         256 (authors' public code)
-frames per sample      not stated ("sample a frame")                7 (authors' code; Vimeo-90K clips)
+frames per sample      not stated ("sample a frame")                7 (authors' code; Vimeo-90K clips);
+                                                                    0 takes the whole clip
 =====================  ===========================================  ==================================
 
 Video networks need neighbouring frames, so line 2 samples a frame index ``t`` and the pseudo
@@ -43,7 +44,10 @@ the same ``s`` (motion between frames is kept):
   windows they see at test time; the loss is on the centre frame, their only output;
 * recurrent networks (BasicVSR, BasicVSR++, ...): ``num_frames`` consecutive frames containing
   ``t`` (centred where the clip allows), the loss on every output frame, since each has its own
-  pseudo target and costs nothing more to supervise.
+  pseudo target and costs nothing more to supervise. ``num_frames=0`` takes the whole clip: every
+  sample holds all ``T`` frames, cropped at one random place (``t`` is still drawn, so the random
+  stream is the same for every ``num_frames``), and the network propagates over as many frames as
+  when it restores the clip.
 
 The network stays in ``eval`` mode while it is tuned: only its weights change, never
 normalisation statistics re-estimated from a few pseudo patches (the baselines have none).
@@ -53,6 +57,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -77,8 +82,10 @@ class AdaptationConfig:
         batch_size: pseudo samples per step.
         patch_size: side ``P`` of the pseudo target ``y`` in HR pixels, a multiple of 4; the
             pseudo input is ``P/4`` pixels wide (BasicVSR's flow network needs ``P >= 256``).
-        num_frames: frames per pseudo sample for recurrent networks; sliding-window networks
-            always use their ``num_frame``.
+        num_frames: frames per pseudo sample for recurrent networks, ``0`` for the whole clip
+            (every frame of the clip in each sample, the length a recurrent network propagates over
+            when it restores the clip); clips shorter than ``num_frames`` are taken whole.
+            Sliding-window networks always use their ``num_frame``.
         scale_range: the range of the random downscaling factor ``s`` (line 4).
         freeze: parameter-name prefixes to keep fixed (e.g. ``("spynet",)``); parameters with
             ``requires_grad=False`` stay fixed too. Empty: every parameter adapts, as in the paper.
@@ -106,9 +113,10 @@ class AdaptationConfig:
             raise SeteVSRError(f"patch_size must be a positive multiple of {SCALE}, got {self.patch_size}")
         if self.iterations < 0:
             raise SeteVSRError(f"iterations must be 0 or more, got {self.iterations}")
-        for name in ("batch_size", "num_frames"):
-            if getattr(self, name) < 1:
-                raise SeteVSRError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise SeteVSRError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.num_frames < 0:
+            raise SeteVSRError(f"num_frames must be 0 (the whole clip) or more, got {self.num_frames}")
         if self.learning_rate <= 0:
             raise SeteVSRError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -164,8 +172,8 @@ class PseudoPairSampler:
     Args:
         restored: ``(T, 4H, 4W, 3)`` uint8 RGB, the initial restoration ``{Y_t}``.
         config: patch size, scale range, frames per sample, line 5's ``degradation`` (``None``: BI).
-        window: frames per sample (``config.num_frames`` for recurrent networks, ``num_frame``
-            for sliding-window ones).
+        window: frames per sample (``config.num_frames`` for recurrent networks, ``0`` taking the
+            whole clip; ``num_frame`` for sliding-window ones).
         centre_only: return only the centre frame's target (sliding-window networks).
     """
 
@@ -174,6 +182,8 @@ class PseudoPairSampler:
         if restored.ndim != 4 or restored.shape[-1] != 3 or restored.dtype != np.uint8:
             raise SeteVSRError(f"restored frames must be (T, H, W, 3) uint8, got {restored.shape} {restored.dtype}")
         check_frame_size(config, *restored.shape[1:3])
+        if window < 0 or (window == 0 and centre_only):
+            raise SeteVSRError(f"a sample needs a window of at least 1 frame (0: the whole clip, recurrent), got {window}")
         self.restored = restored
         self.config = config
         self.window = window
@@ -185,7 +195,7 @@ class PseudoPairSampler:
         num_total = len(self.restored)
         if self.centre_only:
             return frame_window_indices(t, num_total, self.window, "reflection_circle")
-        length = min(self.window, num_total)
+        length = min(self.window, num_total) if self.window else num_total
         start = min(max(t - length // 2, 0), num_total - length)
         return list(range(start, start + length))
 
@@ -237,6 +247,7 @@ def adapt_module(
     restored: np.ndarray,
     config: AdaptationConfig = AdaptationConfig(),
     progress: bool = True,
+    callback_on_step_end: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Lines 1-8 of Algorithm 1 (lines 1-8 of Algorithm 2 with a student): tune ``module`` in place.
 
@@ -248,6 +259,10 @@ def adapt_module(
             ``module`` itself in Algorithm 1, by the teacher in Algorithm 2).
         config: hyperparameters and seed.
         progress: show a progress bar with the running loss.
+        callback_on_step_end: called as ``callback(step, loss)`` after each update (``step`` from 1), with the
+            network in ``eval`` mode and its tuned weights in place, e.g. to restore and score the clip after
+            some of the steps (a run of N iterations scored at step k equals a run of k iterations: the sampling
+            and the optimiser do not depend on the total).
 
     Returns:
         The MSE loss of each iteration (before its update).
@@ -277,6 +292,8 @@ def adapt_module(
                 optimizer.step()  # line 7
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.3e}")
+                if callback_on_step_end is not None:
+                    callback_on_step_end(len(losses), losses[-1])
     finally:
         for name, p in module.named_parameters():
             p.requires_grad_(saved_flags[name])
