@@ -93,7 +93,8 @@ class SlidingWindowBaselineOptions(SlidingWindowOptions):
 class AdaptationFields:
     """Algorithm 1 of paper 004 (:class:`~sete_vsr.adaptation.self_supervised.AdaptationConfig`, paper defaults).
 
-    ``batch_size`` is the adaptation batch (an EDVR base then restores one window per pass); ``freeze``:
+    ``batch_size`` is the adaptation batch (an EDVR base then restores one window per pass); ``num_frames``: frames
+    per pseudo sample of a recurrent base, ``0`` for the whole clip (EDVR uses its window); ``freeze``:
     parameter-name prefixes kept fixed (``spynet``); ``kernel``: line 5's downscaling (``bicubic``, ``gaussian`` or
     ``gaussian:SIGMA``), default the base's known degradation (required for real-world bases).
     """

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patch-size", type=int, default=_DEFAULTS["patch_size"],
                         help=f"pseudo-target side in HR pixels, multiple of 4 (default {_DEFAULTS['patch_size']})")
     parser.add_argument("--frames-per-sample", type=int, default=_DEFAULTS["num_frames"],
-                        help=f"frames per pseudo sample for recurrent networks (default {_DEFAULTS['num_frames']})")
+                        help="frames per pseudo sample for recurrent networks, 0 for the whole clip "
+                        f"(default {_DEFAULTS['num_frames']})")
     parser.add_argument("--freeze", action="append", default=[], metavar="PREFIX",
                         help="keep parameters whose name starts with PREFIX fixed, e.g. spynet (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pseudo-pair sampling (default 0)")
