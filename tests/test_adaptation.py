@@ -341,6 +341,16 @@ def test_cli_defaults_are_the_config_defaults():
     assert _DEFAULTS == {key: getattr(AdaptationConfig(), key) for key in _DEFAULTS}
 
 
+def test_method_option_defaults_are_the_config_defaults():
+    """``<base>+adapt``'s options (AdaptationFields) default to AdaptationConfig's settings."""
+    from dataclasses import fields
+
+    from sete_vsr.method_options import AdaptationFields
+
+    defaults = {f.name: f.default for f in fields(AdaptationFields) if f.name != "kernel"}
+    assert defaults == {name: getattr(AdaptationConfig(), name) for name in defaults}
+
+
 @pytest.mark.slow
 def test_cli_adapts_the_official_basicvsr(shared, tmp_path):
     checkpoint = shared("weights", "basicvsr", "BasicVSR_Vimeo90K_BIx4.pth")
