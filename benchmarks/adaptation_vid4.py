@@ -7,9 +7,9 @@ clip) and restores it again. Y-PSNR on BT.601 Y, no border crop, mean over frame
 tOF (TecoGAN, Farneback) mean over the scored pairs then clips. The paper reports +0.18 dB
 for EDVR-L on Vid4 after 1K iterations of batch 4 (27.35 -> 27.53 dB, tOF 0.1362 -> 0.1277).
 
-    python benchmarks/adaptation_vid4.py                                     # paper-like: all frames, 1000 its
+    python benchmarks/adaptation_vid4.py        # defaults: whole-clip samples, SPyNet fixed, 10 its of batch 1
+    python benchmarks/adaptation_vid4.py --iterations 1000 --batch-size 4 --frames-per-sample 7 --freeze none  # paper
     python benchmarks/adaptation_vid4.py --frames 10 --iterations 30 --batch-size 1 --frames-per-sample 2
-    python benchmarks/adaptation_vid4.py --frames-per-sample 0 --freeze spynet   # whole-clip samples, SPyNet fixed
 
 The last line printed is a JSON object; its ``psnr_before`` and ``psnr_after`` are the Vid4 Y-PSNR (dB, mean over
 frames then clips) of the official and the adapted network.
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": "Vid4 BI (MATLAB bicubic x1/4, antialias); Y BT.601 [16,235], crop 0, mean over frames then clips; "
         + tof.info.convention,
         "frames_per_clip": args.frames or "all",
-        "iterations": config.iterations,
-        "config": asdict(config),
+        "iterations": result.config.iterations,
+        "config": asdict(config.for_network(method.model)),
         "device": str(method.device),
         "torch_threads": torch.get_num_threads(),
         "per_clip": per_clip,

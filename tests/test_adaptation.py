@@ -163,6 +163,19 @@ def test_whole_clip_samples():
     assert seen == [(2, 5, 3, 8, 8)] * 2
 
 
+def test_defaults_by_network_kind():
+    """Recurrent networks: the sweep's setting (whole clip, SPyNet fixed, 10 x 1); sliding windows: the paper's."""
+    config = AdaptationConfig()
+    assert (config.num_frames, config.freeze, config.iterations, config.batch_size) == (0, ("spynet",), None, None)
+    recurrent, sliding = config.for_network(TinyRecurrent()), config.for_network(TinySliding())
+    assert (recurrent.iterations, recurrent.batch_size) == (10, 1)
+    assert (sliding.iterations, sliding.batch_size) == (1000, 4)
+    assert AdaptationConfig(iterations=3, batch_size=2).for_network(TinySliding()) == AdaptationConfig(
+        iterations=3, batch_size=2)
+    result = adapt(TinyRecurrent(), smooth_clip(2, 16, 16), patch_size=32, iterations=1, progress=False)
+    assert result.config.batch_size == 1 and result.config.iterations == 1  # the result records what ran
+
+
 def test_step_callback_sees_the_weights_of_a_shorter_run():
     """Scoring after step k of a longer run is scoring a k-iteration run (what the sweep benchmark relies on)."""
     restored = smooth_clip(4, 64, 64)
