@@ -94,18 +94,21 @@ class SlidingWindowBaselineOptions(SlidingWindowOptions):
 class AdaptationFields:
     """Algorithm 1 of paper 004 (:class:`~sete_vsr.adaptation.self_supervised.AdaptationConfig`, paper defaults).
 
-    ``batch_size`` is the adaptation batch (an EDVR base then restores one window per pass); ``freeze``:
-    parameter-name prefixes kept fixed (``spynet``); ``kernel``: line 5's downscaling (``bicubic``, ``gaussian`` or
+    ``iterations`` and ``batch_size`` (the adaptation batch; an EDVR base then restores one window per pass) default
+    by base: 1000 and 4 for EDVR (the paper's), 10 and 1 for recurrent bases (the best of the CPU sweep);
+    ``num_frames``: frames per pseudo sample of a recurrent base, ``0`` (default) for the whole clip (EDVR uses its
+    window); ``freeze``: parameter-name prefixes kept fixed (default ``spynet``, a recurrent base's flow network;
+    empty: all adapt); ``kernel``: line 5's downscaling (``bicubic``, ``gaussian`` or
     ``gaussian:SIGMA``), default the base's known degradation (required for real-world bases).
     """
 
-    iterations: int = 1000
+    iterations: int | None = None
     learning_rate: float = 1e-5
-    batch_size: int = 4
+    batch_size: int | None = None
     patch_size: int = 256
-    num_frames: int = 7
+    num_frames: int = 0
     seed: int = 0
-    freeze: tuple[str, ...] = ()
+    freeze: tuple[str, ...] = ("spynet",)
     kernel: str | None = None
 
 

@@ -139,6 +139,64 @@ def test_sub_clips_and_windows():
     assert short.frame_indices(1) == [0, 1]
 
 
+def test_whole_clip_samples():
+    """``num_frames=0``: every recurrent sample holds the whole clip, cropped at one place; windows stay >= 1."""
+    restored = smooth_clip(5, 64, 64)
+    config = AdaptationConfig(patch_size=32, num_frames=0)
+    whole = PseudoPairSampler(restored, config, window=config.num_frames, centre_only=False)
+    assert all(whole.frame_indices(t) == [0, 1, 2, 3, 4] for t in range(5))
+    y_lr, y = whole.sample(np.random.default_rng(0))
+    assert y_lr.shape == (5, 8, 8, 3) and y.shape == (5, 32, 32, 3)
+    # the same random stream as any other window: the whole-clip sample's frames 1-3 are the 3-frame sample's
+    _, y3 = PseudoPairSampler(restored, replace(config, num_frames=3), 3, False).sample(np.random.default_rng(0))
+    start = min(max(int(np.random.default_rng(0).integers(5)) - 1, 0), 2)  # line 2's t, then the 3-frame window
+    np.testing.assert_array_equal(y[start : start + 3], y3)
+    with pytest.raises(SeteVSRError, match="window of at least 1 frame"):
+        PseudoPairSampler(restored, config, window=0, centre_only=True)  # sliding windows have a length
+    with pytest.raises(SeteVSRError, match=r"num_frames must be 0 \(the whole clip\) or more"):
+        AdaptationConfig(num_frames=-1)
+
+    model = TinyRecurrent()
+    seen = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    adapt_module(model, restored, replace(config, iterations=2, batch_size=2), progress=False)
+    assert seen == [(2, 5, 3, 8, 8)] * 2
+
+
+def test_defaults_by_network_kind():
+    """Recurrent networks: the sweep's setting (whole clip, SPyNet fixed, 10 x 1); sliding windows: the paper's."""
+    config = AdaptationConfig()
+    assert (config.num_frames, config.freeze, config.iterations, config.batch_size) == (0, ("spynet",), None, None)
+    recurrent, sliding = config.for_network(TinyRecurrent()), config.for_network(TinySliding())
+    assert (recurrent.iterations, recurrent.batch_size) == (10, 1)
+    assert (sliding.iterations, sliding.batch_size) == (1000, 4)
+    assert AdaptationConfig(iterations=3, batch_size=2).for_network(TinySliding()) == AdaptationConfig(
+        iterations=3, batch_size=2)
+    result = adapt(TinyRecurrent(), smooth_clip(2, 16, 16), patch_size=32, iterations=1, progress=False)
+    assert result.config.batch_size == 1 and result.config.iterations == 1  # the result records what ran
+
+
+def test_step_callback_sees_the_weights_of_a_shorter_run():
+    """Scoring after step k of a longer run is scoring a k-iteration run (what the sweep benchmark relies on)."""
+    restored = smooth_clip(4, 64, 64)
+    config = AdaptationConfig(iterations=3, learning_rate=1e-3, batch_size=1, patch_size=32, num_frames=2)
+    snapshots, steps = {}, []
+
+    def callback(step, loss):
+        steps.append(step)
+        if step == 2:
+            snapshots.update({k: v.clone() for k, v in long_run.state_dict().items()})
+
+    torch.manual_seed(0)
+    long_run = TinyRecurrent()
+    adapt_module(long_run, restored, config, progress=False, callback_on_step_end=callback)
+    torch.manual_seed(0)
+    short_run = TinyRecurrent()
+    adapt_module(short_run, restored, replace(config, iterations=2), progress=False)
+    assert steps == [1, 2, 3]
+    assert all(torch.equal(snapshots[k], v) for k, v in short_run.state_dict().items())
+
+
 def test_bad_settings_are_user_errors():
     with pytest.raises(SeteVSRError, match="too small for patch_size 256"):
         PseudoPairSampler(np.zeros((2, 128, 128, 3), np.uint8), AdaptationConfig(), 2, False)
@@ -294,6 +352,16 @@ def test_cli_defaults_are_the_config_defaults():
     from sete_vsr.commands.adapt import _DEFAULTS
 
     assert _DEFAULTS == {key: getattr(AdaptationConfig(), key) for key in _DEFAULTS}
+
+
+def test_method_option_defaults_are_the_config_defaults():
+    """``<base>+adapt``'s options (AdaptationFields) default to AdaptationConfig's settings."""
+    from dataclasses import fields
+
+    from sete_vsr.method_options import AdaptationFields
+
+    defaults = {f.name: f.default for f in fields(AdaptationFields) if f.name != "kernel"}
+    assert defaults == {name: getattr(AdaptationConfig(), name) for name in defaults}
 
 
 @pytest.mark.slow

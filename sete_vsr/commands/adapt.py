@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 
-# AdaptationConfig's defaults (kept here so that building the parser does not import torch; a test checks them)
-_DEFAULTS = {"iterations": 1000, "learning_rate": 1e-5, "batch_size": 4, "patch_size": 256, "num_frames": 7}
+# AdaptationConfig's defaults (kept here so that building the parser does not import torch; a test checks them);
+# iterations and batch_size None: by network kind (KIND_DEFAULTS), named in the help
+_DEFAULTS = {"iterations": None, "learning_rate": 1e-5, "batch_size": None, "patch_size": 256, "num_frames": 0,
+             "freeze": ("spynet",)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,18 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", default=None,
                         help="method whose restoration gives the pseudo pairs (Algorithm 2; default: the network)")
     parser.add_argument("--iterations", type=int, default=_DEFAULTS["iterations"],
-                        help=f"adaptation steps (default {_DEFAULTS['iterations']}, the paper's Vid4 setting; "
-                        "0 only restores)")
+                        help="adaptation steps (default: 10 for recurrent networks, the best of "
+                        "benchmarks/adaptation_sweep.py; 1000 for EDVR, the paper's Vid4 setting; 0 only restores)")
     parser.add_argument("--lr", type=float, default=_DEFAULTS["learning_rate"],
                         help=f"Adam learning rate (default {_DEFAULTS['learning_rate']:g})")
     parser.add_argument("--batch-size", type=int, default=_DEFAULTS["batch_size"],
-                        help=f"pseudo samples per step (default {_DEFAULTS['batch_size']})")
+                        help="pseudo samples per step (default: 1 for recurrent networks, 4 for EDVR)")
     parser.add_argument("--patch-size", type=int, default=_DEFAULTS["patch_size"],
                         help=f"pseudo-target side in HR pixels, multiple of 4 (default {_DEFAULTS['patch_size']})")
     parser.add_argument("--frames-per-sample", type=int, default=_DEFAULTS["num_frames"],
-                        help=f"frames per pseudo sample for recurrent networks (default {_DEFAULTS['num_frames']})")
-    parser.add_argument("--freeze", action="append", default=[], metavar="PREFIX",
-                        help="keep parameters whose name starts with PREFIX fixed, e.g. spynet (repeatable)")
+                        help="frames per pseudo sample for recurrent networks, 0 for the whole clip "
+                        f"(default {_DEFAULTS['num_frames']})")
+    parser.add_argument("--freeze", action="append", default=None, metavar="PREFIX",
+                        help="keep parameters whose name starts with PREFIX fixed (repeatable; default "
+                        f"{','.join(_DEFAULTS['freeze'])}, a recurrent network's flow estimator; none: all adapt)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pseudo-pair sampling (default 0)")
     parser.add_argument("--kernel", default=None,
                         help="downscaling that makes the pseudo inputs: bicubic (BI), gaussian (BD, sigma 1.6) or "
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         patch_size=args.patch_size,
         num_frames=args.frames_per_sample,
-        freeze=tuple(args.freeze),
+        freeze=_DEFAULTS["freeze"] if args.freeze is None else tuple(p for p in args.freeze if p != "none"),
         seed=args.seed,
         degradation=line5_downscaling(origin["base"], args.kernel),
     )
