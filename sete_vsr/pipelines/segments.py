@@ -1,8 +1,7 @@
 """Segments and windows of the denoising loop: what is denoised together, and what is held between segments.
 
 A video is denoised **segment by segment**: a segment is ``segment_length`` windows of new frames
-(:attr:`WindowPlan.stride` each), and it runs every
-denoising step before the next one starts, so only one segment's conditioning, noise and latents are ever held. Each
+(:attr:`WindowPlan.stride` each), and it runs every denoising step before the next one starts, so only one segment's conditioning, noise and latents are ever held. Each
 segment after the first starts with ``window_overlap`` **shared** frames, the last frames of the previous segment:
 they are denoised again from the same initial noise and, at every step, the new segment's prediction for them is
 blended with the one the previous segment made at that step (kept for these few frames only), with the ramps of
@@ -11,11 +10,12 @@ emitted once, from the later segment.
 
 Inside a segment the latents `(n, C, h, w)` are cut into windows x tiles per step by a :class:`WindowPlan`:
 
-* ``"shifted"`` (the default): windows and tiles that do not overlap and whose boundaries move by half a window (tile)
-  on alternate steps (:func:`~sete_vsr.models.blending.plan_shifted_regions`): every frame is evaluated once per step,
-  every boundary of one step lies inside a window at the next;
-* ``"blended"``: windows overlapping by ``window_overlap`` frames and tiles overlapping by ``tile_overlap``, their
-  predictions blended at every step (:func:`~sete_vsr.models.blending.plan_regions`).
+* ``"blended"`` (the default): windows overlapping by ``window_overlap`` frames and tiles overlapping by
+  ``tile_overlap``, their predictions blended at every step (:func:`~sete_vsr.models.blending.plan_regions`);
+* ``"shifted"``: windows and tiles that do not overlap and whose boundaries move by half a window (tile) on alternate
+  steps (:func:`~sete_vsr.models.blending.plan_shifted_regions`): every frame is evaluated once per step, every
+  boundary of one step lies inside a window at the next. With an untrained model the first step's boundaries leave a
+  seam (see the README), so it is not the default.
 """
 
 from __future__ import annotations
