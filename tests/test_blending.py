@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sete_vsr.models.blending import BlendAccumulator, plan_regions, plan_spans, span_weights
+from sete_vsr.models.blending import (
+    BlendAccumulator,
+    plan_regions,
+    plan_shifted_regions,
+    plan_shifted_spans,
+    plan_spans,
+    shift_offset,
+    span_weights,
+)
 
 
 @pytest.mark.parametrize(
@@ -119,3 +127,32 @@ def test_streaming_pop_releases_finished_frames():
     torch.testing.assert_close(torch.cat(blocks, dim=1), x, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="already popped"):
         acc.add(regions[0], regions[0].crop(x))
+
+
+@pytest.mark.parametrize("length, span", [(14, 6), (17, 4), (32, 8), (5, 4), (3, 8)])
+@pytest.mark.parametrize("step", [0, 1])
+def test_shifted_spans_partition_and_move_by_half_a_span(length, span, step):
+    spans = plan_shifted_spans(length, span, shift_offset(step, span))
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # disjoint and contiguous: no frame twice
+    if length > span:
+        assert all(span // 2 <= e - s < span + span // 2 for s, e in spans)
+    else:
+        assert spans == [(0, length)]
+
+
+def test_shifted_boundaries_of_one_step_are_inside_spans_at_the_next():
+    even = {s for s, _ in plan_shifted_spans(32, 8, shift_offset(0, 8))[1:]}
+    odd = {s for s, _ in plan_shifted_spans(32, 8, shift_offset(1, 8))[1:]}
+    assert even == {8, 16, 24} and odd == {4, 12, 20, 28}
+
+
+def test_shifted_regions_cover_each_position_once_with_unit_weights():
+    for step in (0, 1):
+        regions = plan_shifted_regions(10, 12, 20, step, window_length=4, tile_size=8, multiple=2)
+        cover = torch.zeros(10, 12, 20)
+        for region in regions:
+            cover[slice(*region.frames), slice(*region.rows), slice(*region.cols)] += 1
+            assert region.weight(torch.float32, "cpu").eq(1).all()
+            assert all(bound % 2 == 0 for bound in (*region.rows, *region.cols))
+        assert cover.eq(1).all()

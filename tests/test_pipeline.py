@@ -163,6 +163,76 @@ def test_no_seam_between_windows(pipe):
     assert cut[6] >= 1.8 * cut[torch.arange(13) != 6].max()
 
 
+def _deterministic(pipe: SeTeVSRPipeline) -> SeTeVSRPipeline:
+    deterministic = SeTeVSRPipeline(**pipe.components)
+    deterministic.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    deterministic.set_progress_bar_config(disable=True)
+    return deterministic
+
+
+def test_no_seam_between_segments(pipe):
+    """As :func:`test_no_seam_between_windows`, across segments: segments of 2 windows (8 new frames), each after the
+    first starting with the last 2 frames of the previous one (frames 6-7, 14-15 and 22-23 are shared)."""
+    frames = 30
+    video = np.repeat(lr_frames(1, 16, 16), frames, axis=0)
+    noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)).expand(frames, -1, -1, -1)
+    out = _deterministic(pipe)(
+        video, num_inference_steps=3, latents=noise, output_type="latent", window_length=6, window_overlap=2,
+        segment_length=2,
+    ).frames
+    steps = _frame_steps(out)
+    across = torch.tensor([5, 6, 7, 13, 14, 15, 21, 22, 23])
+    inside = torch.tensor([i for i in range(frames - 1) if i not in across])
+    assert steps[across].max() <= 1.25 * steps[inside].max()
+
+
+def test_the_first_segment_does_not_depend_on_what_follows(pipe):
+    """Segments run one after another and draw their noise in order: the first segment's frames of a long video are
+    those of the video cut after that segment (DDPM, whose steps draw noise too)."""
+    video = lr_frames(11, 8, 8)
+    options = {"output_type": "latent", "window_length": 2, "window_overlap": 1, "segment_length": 4}
+    long = call(pipe, video, **options).frames
+    assert long.shape == (11, 4, 4, 4)
+    assert torch.equal(long[:3], call(pipe, video[:4], **options).frames[:3])  # frame 3 is shared with segment 2
+
+
+def test_segments_are_invisible_when_frames_are_independent():
+    """Without temporal modules a frame's result does not depend on the others: segments must change nothing."""
+    stage1 = _deterministic(tiny_pipeline(seed=0, temporal=False))
+    video = lr_frames(9, 8, 8)
+    noise = torch.randn(9, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    whole = stage1(video, num_inference_steps=3, latents=noise, output_type="latent", window_length=9).frames
+    segmented = stage1(
+        video, num_inference_steps=3, latents=noise, output_type="latent", window_length=3, window_overlap=1,
+        segment_length=1,
+    ).frames
+    torch.testing.assert_close(segmented, whole, rtol=1e-3, atol=1e-3)  # float rounding only (see above)
+
+
+@pytest.mark.parametrize("mode", ["blended", "shifted"])
+def test_frames_evaluated_and_held_per_segment(pipe, mode):
+    """Count the frames the U-Net evaluates (a hook on it) and the frames a step holds (the callback's latents).
+
+    20 frames, windows of 4 overlapping by 1, segments of 2 windows, each after the first starting with 1 frame of the
+    previous one. Shifted: segments of 8, 1 + 8 and 1 + 4 frames, each evaluated once per step (1 per output frame plus
+    the shared frames). Blended: segments of 6 (windows [0, 4), [2, 6)), 1 + 6 and 1 + 6 (windows [0, 4), [3, 7)) and
+    1 + 2 (one window): overlaps of windows are evaluated twice too.
+    """
+    evaluated, held = [], []
+    hook = pipe.unet.register_forward_pre_hook(lambda module, args: evaluated.append(len(args[0])))
+    try:
+        call(
+            pipe, lr_frames(20, 8, 8), output_type="latent", window_mode=mode, window_length=4, window_overlap=1,
+            segment_length=2, callback_on_step_end=lambda p, i, t, kw: held.append(len(kw["latents"])) or {},
+        )
+    finally:
+        hook.remove()
+    segments = [8, 9, 5] if mode == "shifted" else [6, 7, 7, 3]
+    assert held == [count for count in segments for _ in range(STEPS)]  # never more than a segment
+    per_output_frame = sum(evaluated) / STEPS / 20
+    assert per_output_frame == (22 / 20 if mode == "shifted" else (8 + 8 + 8 + 3) / 20)  # 1.1 and 1.35
+
+
 def test_tiles(pipe):
     video = lr_frames(2, 32, 48)  # latents 16 x 24
     whole = call(pipe, video, output_type="latent", tile_size=0).frames
@@ -251,6 +321,8 @@ def test_prompt_embeds_and_callback(pipe):
         ({"window_length": 4, "window_overlap": 4}, "window_overlap"),
         ({"tile_size": 8, "tile_overlap": 8}, "tile_overlap"),
         ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"window_mode": "sliding"}, "window_mode"),
+        ({"segment_length": 0}, "segment_length"),
         ({"decode_chunk_size": 2, "decode_chunk_overlap": 2}, "decode_chunk_overlap"),
     ],
 )

@@ -9,6 +9,10 @@ hands frames back as soon as no later region can touch them, so decoded frames c
 The same code serves the pipeline's denoising loop (windows and tiles in latent space, ``scale=1``) and the temporal
 VAE's chunked and tiled decoding (regions planned in latent space, weights built at pixel resolution with
 ``scale=vae_scale_factor``).
+
+The denoising loop can also cut without overlap (:func:`plan_shifted_regions`): windows and tiles that do not overlap,
+whose boundaries move by half a window (tile) from one denoising step to the next, so that every position is evaluated
+once per step and every boundary of one step lies inside a window (tile) at the next.
 """
 
 from __future__ import annotations
@@ -46,6 +50,49 @@ def plan_spans(length: int, span_length: int | None, overlap: int) -> list[tuple
     stride = span_length - overlap
     starts = list(range(0, length - span_length, stride)) + [length - span_length]
     return [(start, start + span_length) for start in starts]
+
+
+def shift_offset(step: int, span_length: int | None, multiple: int = 1) -> int:
+    """Where the boundaries of :func:`plan_shifted_spans` start at a denoising ``step``.
+
+    ``0`` on even steps, half a span (rounded down to a multiple of ``multiple``) on odd steps, so that each boundary
+    of one step is in the middle of a span at the next.
+    """
+    if span_length is None or step % 2 == 0:
+        return 0
+    return span_length // 2 // multiple * multiple
+
+
+def plan_shifted_spans(length: int, span_length: int | None, offset: int = 0) -> list[tuple[int, int]]:
+    """Cut ``range(length)`` into non-overlapping spans whose boundaries lie at ``offset + k * span_length``.
+
+    A piece shorter than half a span at either end is merged into its neighbour, so every span holds between
+    ``span_length // 2`` and ``3 * span_length // 2`` positions (when ``length >= span_length``). A ``length`` not
+    larger than ``span_length`` (or a ``span_length`` of ``None``) gives one span covering everything, as
+    :func:`plan_spans` does. When ``length``, ``span_length`` and ``offset`` are multiples of some number, so are all
+    span bounds.
+
+    Args:
+        length: number of positions to cover, at least 1.
+        span_length: positions per span, or ``None`` for a single span.
+        offset: first boundary, ``0 <= offset < span_length`` (see :func:`shift_offset`).
+
+    Returns:
+        ``[(start, end), ...]`` in increasing order, half-open, disjoint, first start 0, last end ``length``.
+    """
+    if length < 1:
+        raise ValueError(f"cannot plan spans over {length} positions")
+    if span_length is None or span_length >= length:
+        return [(0, length)]
+    if span_length < 1 or not 0 <= offset < span_length:
+        raise ValueError(f"offset must be in [0, {span_length}) for spans of {span_length}, got {offset}")
+    cuts = [0, *range(offset or span_length, length, span_length), length]
+    shortest = span_length // 2
+    if len(cuts) > 2 and cuts[1] - cuts[0] < shortest:
+        del cuts[1]
+    if len(cuts) > 2 and cuts[-1] - cuts[-2] < shortest:
+        del cuts[-2]
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 def _ramp(n: int, kind: Ramp) -> torch.Tensor:
@@ -169,6 +216,49 @@ def plan_regions(
         for frames, fw in zip(windows, frame_weights)
         for rows, rw in zip(row_spans, row_weights)
         for cols, cw in zip(col_spans, col_weights)
+    ]
+
+
+def plan_shifted_regions(
+    num_frames: int,
+    height: int,
+    width: int,
+    step: int,
+    window_length: int | None = None,
+    tile_size: int | None = None,
+    multiple: int = 1,
+) -> list[Region]:
+    """Non-overlapping windows x tiles of a ``(num_frames, height, width)`` volume for denoising ``step``.
+
+    Windows and tiles are :func:`plan_shifted_spans` at the offsets of :func:`shift_offset`: on odd steps every
+    boundary moves by half a window (tile), so each is denoised from both sides over the course of sampling while
+    every position is evaluated exactly once per step. All weights are one. Regions are ordered window by window.
+
+    Args:
+        num_frames: frames ``F`` of the latents.
+        height: latent rows ``H`` (a multiple of ``multiple``).
+        width: latent columns ``W`` (a multiple of ``multiple``).
+        step: index of the denoising step.
+        window_length: frames per window; ``None`` or ``>= num_frames`` gives a single window.
+        tile_size: tile side in latent pixels (a multiple of ``multiple``); ``None`` disables tiling.
+        multiple: tile bounds stay multiples of this (the U-Net's downsampling factor).
+
+    Returns:
+        Regions that partition the volume, each with weights of ones.
+    """
+    windows = plan_shifted_spans(num_frames, window_length, shift_offset(step, window_length))
+    tile_offset = shift_offset(step, tile_size, multiple)
+    row_spans = plan_shifted_spans(height, tile_size, tile_offset)
+    col_spans = plan_shifted_spans(width, tile_size, tile_offset)
+
+    def ones(span: tuple[int, int]) -> torch.Tensor:
+        return torch.ones(span[1] - span[0], dtype=torch.float64)
+
+    return [
+        Region(frames, rows, cols, 1, ones(frames), ones(rows), ones(cols))
+        for frames in windows
+        for rows in row_spans
+        for cols in col_spans
     ]
 
 

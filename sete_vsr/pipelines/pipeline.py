@@ -1,23 +1,23 @@
 """The SeTe-VSR diffusion pipeline: x4 real-world video super-resolution with semantic and temporal guidance.
 
-One call runs, for a video of `T` LR frames of `H x W` (padded to `Hp x Wp`, see :meth:`SeTeVSRPipeline.pad_multiple`):
+One call runs, for a video of `T` LR frames of `H x W` (padded to `Hp x Wp`, see :meth:`SeTeVSRPipeline.pad_multiple`),
+segment by segment (:mod:`sete_vsr.pipelines.segments`): a segment is ``segment_length`` windows of new frames, `n` in
+all, preceded by the `c` last frames of the previous segment (``window_overlap``), shared as the overlap of two
+windows. For each segment:
 
-1. a conditioning pass over the input, window by window: the LR frames are upsampled x4 (bicubic) and VAE-encoded to
-   LR latents `(T, 4, h, w)` with `h = 4 Hp / vae_scale_factor`, and SAM2 embeds them; the embeddings are pooled at
-   once to the U-Net's semantic token grid (`(T, 256, g, g)`, exact: see
-   :meth:`~sete_vsr.models.conditioning.SemanticTokenizer.pool`). Only one window of frames is ever in memory;
-2. the initial noise `(T, 4, h, w)` is drawn once for the whole video;
-3. every denoising step predicts the noise window by window (``window_length`` frames overlapping by
-   ``window_overlap``) and, for large frames, tile by tile (``tile_size`` latent pixels overlapping by
-   ``tile_overlap``); the predictions are blended with :mod:`sete_vsr.models.blending` and the scheduler takes one
-   step for the whole video, so no seam can form between windows or tiles;
-4. the temporal VAE decodes in overlapping chunks of frames (and tiles), and decoded frames are streamed out as soon as
-   they are final: optionally colour-corrected against the upsampled LR frames (read again from the source), then
-   written to ``write_to`` or collected by ``output_type``.
+1. its new frames are read and encoded, one window at a time: the LR frames are upsampled x4 (bicubic) and
+   VAE-encoded to LR latents `(n, 4, h, w)` with `h = 4 Hp / vae_scale_factor`, and SAM2 embeds each latent tile's
+   LR region, pooled to the U-Net's semantic token grid (`(n, n_tiles, 256, g, g)`);
+2. their initial noise `(n, 4, h, w)` is drawn (one draw per segment, in order, whatever the video's length);
+3. every denoising step predicts the noise of the `c + n` frames window by window and, for large frames, tile by tile
+   (blended overlapping windows and tiles, or shifted non-overlapping ones, see ``window_mode``), blends the `c`
+   shared frames with the previous segment's prediction at that step, and the scheduler steps the segment;
+4. the temporal VAE decodes the frames no later segment will change in chunks of frames (and tiles), a few frames
+   emitted before in front for temporal context, and they are streamed out: optionally colour-corrected against the
+   upsampled LR frames (read again from the source), then written to ``write_to`` or collected by ``output_type``.
 
-What grows with the video length is latent-sized: the noisy latents, the LR latents, the pooled semantic embeddings and
-the blended noise prediction (about 4 tensors of `T x 4 x h x w`, plus `T x 256 x g x g`). Decoded frames are never
-all held when they go to a writer.
+Only one segment is held at a time, plus the shared frames' predictions at each step, so memory does not depend on
+the video's length when the frames go to a writer.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import contextlib
 import inspect
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
@@ -48,7 +48,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..data.video_io import VideoReader, open_output
 from ..errors import SeteVSRError
-from ..models.blending import BlendAccumulator, plan_regions, plan_spans
+from ..models.blending import BlendAccumulator
 from ..models.lr_inputs import SCALE, bicubic_upsample, encode_lr_latents, semantic_embeddings
 from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
@@ -60,6 +60,7 @@ from .hub import entry_is_ours, keep_or_write_card, write_entry
 from .model_card import build_model_card, write_model_card
 from .model_folder import check_model_folder
 from .prompt import encode_prompt
+from .segments import WINDOW_MODES, Segment, WindowPlan, handoff_weights
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -301,8 +302,10 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         prompt: str | None,
         prompt_embeds: torch.Tensor | None,
         num_inference_steps: int,
+        window_mode: str,
         window_length: int,
         window_overlap: int,
+        segment_length: int,
         tiles: tuple[int | None, int],
         decode_chunks: tuple[int, int],
         decode_tiles: tuple[int | None, int],
@@ -317,6 +320,10 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise SeteVSRError(f"color_fix must be None or one of {COLOR_FIXES}, got {color_fix!r}")
         if num_inference_steps < 1:
             raise SeteVSRError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        if window_mode not in WINDOW_MODES:
+            raise SeteVSRError(f"window_mode must be one of {WINDOW_MODES}, got {window_mode!r}")
+        if segment_length < 1:
+            raise SeteVSRError(f"segment_length must be at least 1, got {segment_length}")
         if window_length < 1 or not 0 <= window_overlap < window_length:
             raise SeteVSRError(
                 f"window_overlap must be in [0, window_length), got window_length={window_length}, "
@@ -346,13 +353,13 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     def encode_conditioning(
         self,
-        reader: VideoReader,
+        frames: Iterable[np.ndarray],
         window_length: int,
         vae_batch_size: int,
         device: torch.device,
         tiles: list[tuple[tuple[int, int], tuple[int, int]]] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The conditioning pass: LR latents of every frame and pooled SAM2 embeddings of every (frame, tile).
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The conditioning of some frames: LR latents of each frame and pooled SAM2 embeddings of each (frame, tile).
 
         Both come from :mod:`sete_vsr.models.lr_inputs`, the functions training calls on its crops: LR latents of
         the whole (padded) frames, and for each latent tile the SAM2 embedding of the LR region that tile covers, so
@@ -360,16 +367,17 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         training crop (one tile) gets exactly the conditioning of that crop in training.
 
         Args:
-            reader: the LR frames (read as float32 in [0, 1]).
+            frames: `n` LR frames `(H, W, 3)` float32 in [0, 1] (e.g. one segment's frames from the reader), read
+                and encoded ``window_length`` at a time.
             window_length: frames read and encoded together.
             vae_batch_size: frames per VAE-encoder pass.
             device: execution device.
             tiles: latent ``((row_start, row_end), (col_start, col_end))`` of each tile; ``None``: one whole-frame tile.
 
         Returns:
-            ``(lr_latents, semantic)``: `(T, C, h, w)` LR latents (times the VAE's ``scaling_factor``) and
-            `(T, n_tiles, 256, g, g)` SAM2 embeddings pooled to the U-Net's token grid (``None`` for a U-Net without
-            SeAM), both in the U-Net's dtype.
+            ``(lr_latents, semantic)``: `(n, C, h, w)` LR latents (times the VAE's ``scaling_factor``) and
+            `(n, n_tiles, 256, g, g)` SAM2 embeddings pooled to the U-Net's token grid (``None`` for a U-Net without
+            SeAM), both in the U-Net's dtype; ``(None, None)`` when there are no frames.
         """
         dtype = self.unet.dtype
         grid = self.unet.semantic_grid_size if self.unet.config.use_seam else None  # no SeAM: no SAM2 pass
@@ -382,20 +390,18 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 for (top, bottom), (left, right) in tiles
             ]
         lr_latents, semantic = [], []
-        with self._progress("encode", reader.info.num_frames, "frame") as bar:
-            for chunk in _batched(reader, window_length):
-                frames = _pad_frames(_to_tensor(chunk, device), self.pad_multiple) * 2 - 1  # (n, 3, Hp, Wp) in [-1, 1]
-                if grid is not None:
-                    per_tile = [
-                        semantic_embeddings(self.semantic_encoder, frames[..., rows, cols], grid).to(device, dtype)
-                        for rows, cols in lr_regions
-                    ]
-                    semantic.append(torch.stack(per_tile, dim=1))
-                for part in frames.split(vae_batch_size):
-                    lr_latents.append(encode_lr_latents(self.vae, part).to(device, dtype))
-                bar.update(len(chunk))
+        for chunk in _batched(frames, window_length):
+            batch = _pad_frames(_to_tensor(chunk, device), self.pad_multiple) * 2 - 1  # (k, 3, Hp, Wp) in [-1, 1]
+            if grid is not None:
+                per_tile = [
+                    semantic_embeddings(self.semantic_encoder, batch[..., rows, cols], grid).to(device, dtype)
+                    for rows, cols in lr_regions
+                ]
+                semantic.append(torch.stack(per_tile, dim=1))
+            for part in batch.split(vae_batch_size):
+                lr_latents.append(encode_lr_latents(self.vae, part).to(device, dtype))
         if not lr_latents:
-            raise SeteVSRError(f"no frames in {reader.info.source or 'the input'}")
+            return None, None
         return torch.cat(lr_latents), torch.cat(semantic) if semantic else None
 
     def prepare_latents(
@@ -405,35 +411,39 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         device: torch.device,
         latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Initial noise `(T, C, h, w)` in float32, drawn once for the whole video (or ``latents``, checked)."""
+        """Initial noise `(n, C, h, w)` in float32, unscaled: drawn (one draw for the `n` new frames of a segment), or
+        ``latents``, checked."""
         if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
-        elif tuple(latents.shape) != shape:
+            return randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        if tuple(latents.shape) != shape:
             raise SeteVSRError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
-        return latents.to(device, torch.float32) * self.scheduler.init_noise_sigma
+        return latents.to(device, torch.float32)
 
     def predict_noise(
         self,
         latent_model_input: torch.Tensor,
         t: torch.Tensor,
         lr_latents: torch.Tensor,
-        semantic: torch.Tensor,
+        semantic: torch.Tensor | None,
         prompt_embeds: torch.Tensor | None,
         regions: list,
+        tile_index: dict[tuple[tuple[int, int], tuple[int, int]], int] | None = None,
     ) -> torch.Tensor:
-        """The U-Net's prediction for the whole video, blended over temporal windows and spatial tiles.
+        """The U-Net's prediction for a segment, over its temporal windows and spatial tiles (blended where they
+        overlap).
 
         Args:
-            latent_model_input: `(T, C, h, w)` scaled noisy latents.
+            latent_model_input: `(n, C, h, w)` scaled noisy latents.
             t: current timestep.
-            lr_latents: `(T, 4, h, w)` LR latents.
-            semantic: `(T, n_tiles, 256, g, g)` pooled SAM2 embeddings of each tile's LR region, or ``None``.
+            lr_latents: `(n, 4, h, w)` LR latents.
+            semantic: `(n, n_tiles, 256, g, g)` pooled SAM2 embeddings of each tile's LR region, or ``None``.
             prompt_embeds: `(1, L, D)` or ``None`` for the stored empty prompt.
-            regions: the :class:`~sete_vsr.models.blending.Region` windows x tiles, the tiles of a window in the
-                order of ``semantic``'s tile axis.
+            regions: the :class:`~sete_vsr.models.blending.Region` windows x tiles.
+            tile_index: the index on ``semantic``'s tile axis of each region's ``(rows, cols)``; default: tiles in
+                the order they first appear in ``regions``.
 
         Returns:
-            `(T, C_out, h, w)` float32 blended prediction.
+            `(n, C_out, h, w)` float32 prediction.
         """
         num_frames, _, height, width = latent_model_input.shape
         video = latent_model_input[None]
@@ -441,7 +451,7 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         accumulator = BlendAccumulator(
             1, self.unet.config.out_channels, height, width, torch.float32, latent_model_input.device, num_frames
         )
-        tile_index = {}
+        tile_index = {} if tile_index is None else tile_index
         for region in regions:
             tile = tile_index.setdefault((region.rows, region.cols), len(tile_index))
             sample = region.crop(video)[0]
@@ -457,6 +467,70 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             accumulator.add(region, prediction[None])
         return accumulator.pop()[0]
 
+    def denoise_segment(
+        self,
+        segment: Segment,
+        plan: WindowPlan,
+        num_inference_steps: int,
+        keep: int,
+        prompt_embeds: torch.Tensor | None,
+        tile_index: dict[tuple[tuple[int, int], tuple[int, int]], int],
+        generator: torch.Generator | None,
+        callback_on_step_end: Callable | None,
+        callback_on_step_end_tensor_inputs: list[str],
+        progress_bar: tqdm,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run every denoising step on one segment, its shared frames blended with the previous segment's predictions.
+
+        Args:
+            segment: the segment's frames, shared ones first (:class:`~sete_vsr.pipelines.segments.Segment`).
+            plan: how the frames are cut into windows x tiles at each step.
+            num_inference_steps: denoising steps (the scheduler is set anew, so multistep schedulers start afresh).
+            keep: last frames whose prediction at each step is handed to the next segment.
+            prompt_embeds: `(1, L, D)` or ``None``.
+            tile_index: index of each tile of ``plan`` on the segment's semantic tile axis.
+            generator: for the scheduler's own noise (DDPM).
+            callback_on_step_end: called after each step with the segment's `(n, C, h, w)` latents.
+            callback_on_step_end_tensor_inputs: tensors passed to it.
+            progress_bar: advanced by one per step.
+
+        Returns:
+            ``(latents, handoff)``: `(n, C, h, w)` float32 denoised latents, and the prediction `(keep, C, h, w)` for
+            the last ``keep`` frames at each step.
+        """
+        self.scheduler.set_timesteps(num_inference_steps, device=segment.noise.device)
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        extra_step_kwargs = {}
+        if "generator" in inspect.signature(self.scheduler.step).parameters:
+            extra_step_kwargs["generator"] = generator
+        shared = segment.shared
+        if shared:
+            previous_weight, weight = (w.to(segment.noise.device) for w in handoff_weights(shared))
+        latents = segment.noise * self.scheduler.init_noise_sigma
+        handoff = []
+        for i, t in enumerate(timesteps):
+            if self.interrupt:
+                break
+            latent_model_input = self.scheduler.scale_model_input(latents, t)
+            regions = plan.regions(segment.num_frames, i)
+            noise_pred = self.predict_noise(
+                latent_model_input, t, segment.lr_latents, segment.semantic, prompt_embeds, regions, tile_index
+            )
+            if keep:
+                handoff.append(noise_pred[len(noise_pred) - keep :].clone())
+            if shared:  # the boundary with the previous segment, blended as two overlapping windows
+                noise_pred[:shared] = previous_weight * segment.handoff[i] + weight * noise_pred[:shared]
+            latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
+            if callback_on_step_end is not None:
+                callback_kwargs = {}
+                for name in callback_on_step_end_tensor_inputs:
+                    callback_kwargs[name] = locals()[name]
+                callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                latents = callback_outputs.pop("latents", latents)
+            progress_bar.update()
+        return latents, handoff
+
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
@@ -465,8 +539,10 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         prompt: str | None = None,
         prompt_embeds: torch.Tensor | None = None,
         num_inference_steps: int | None = None,
+        window_mode: str = "blended",
         window_length: int | None = None,
         window_overlap: int | None = None,
+        segment_length: int = 4,
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         max_frames: int | None = None,
@@ -495,11 +571,20 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             prompt_embeds: `(1, L, cross_attention_dim)` text embeddings instead of ``prompt``.
             num_inference_steps: denoising steps; default the model's recorded setting
                 (``assembled_from["inference"]["num_inference_steps"]``), else 50 (DDPM in the paper).
+            window_mode: ``"blended"`` (default): windows overlap by ``window_overlap`` frames and tiles by
+                ``tile_overlap`` pixels, and their predictions are blended at every step; ``"shifted"``: windows and
+                tiles do not overlap and their boundaries move by half a window (tile) on alternate steps, so each
+                frame is evaluated once per step (see the README for the seams this leaves with an untrained model).
             window_length: frames denoised together; default the U-Net's ``config.num_frames``.
-            window_overlap: frames shared by consecutive windows; default ``window_length // 4``.
+            window_overlap: frames shared by consecutive segments (and, in ``"blended"`` mode, by consecutive windows),
+                blended at every step; default ``window_length // 4``.
+            segment_length: windows of new frames per segment: each segment runs all denoising steps before the next
+                starts, so memory holds one segment whatever the video's length. A segment brings
+                ``segment_length * (window_length - window_overlap)`` new frames (``segment_length * window_length``
+                in ``"shifted"`` mode); a shorter video is one segment.
             tile_size: latent tile side (output pixels / ``vae_scale_factor``); default the U-Net's ``sample_size``
                 (its training size); ``0`` denoises whole frames.
-            tile_overlap: latent pixels shared by neighbouring tiles; default ``tile_size // 4``.
+            tile_overlap: latent pixels shared by neighbouring tiles in ``"blended"`` mode; default ``tile_size // 4``.
             max_frames: process only the first frames of the input.
             decode_chunk_size: frames decoded together by the temporal VAE (also the VAE encoder's batch); default
                 ``window_length``. Lower it to save memory.
@@ -509,16 +594,19 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             decode_tile_overlap: latent pixels shared by decoder tiles; default ``decode_tile_size // 4``.
             color_fix: ``None``, ``"wavelet"`` or ``"adain"``: correct the output's colours against the LR frames
                 upsampled x4 (see :mod:`sete_vsr.pipelines.color`).
-            generator: a ``torch.Generator`` for reproducible noise.
-            latents: initial noise `(T, 4, h, w)` (unscaled), instead of drawing it.
+            generator: a ``torch.Generator`` for reproducible noise (drawn segment by segment, so the first frames'
+                result does not depend on the video's length).
+            latents: initial noise `(T, 4, h, w)` (unscaled) of the whole video, instead of drawing it.
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"`` (skips decoding).
             write_to: stream the frames to a video path / PNG folder (see :func:`sete_vsr.data.video_io.open_output`;
                 same fps, audio copied) or to any object with a ``write(frame)`` method taking `(4H, 4W, 3)` uint8
                 frames. Frames are then not kept (``.frames`` is ``None``).
             return_dict: return a :class:`SeTeVSRPipelineOutput` rather than a tuple.
-            callback_on_step_end: called as ``callback(pipe, step, timestep, callback_kwargs)`` after each step;
-                it may return a dict replacing ``latents``. Set ``pipe._interrupt = True`` in it to stop early.
-            callback_on_step_end_tensor_inputs: tensors passed in ``callback_kwargs`` (``["latents"]``: `(T, 4, h, w)`).
+            callback_on_step_end: called as ``callback(pipe, step, timestep, callback_kwargs)`` after each step of
+                each segment; it may return a dict replacing ``latents``. Set ``pipe._interrupt = True`` in it to stop
+                early: the current segment is emitted as it is, and no further one is processed.
+            callback_on_step_end_tensor_inputs: tensors passed in ``callback_kwargs`` (``["latents"]``: the
+                segment's `(n, 4, h, w)`, shared frames included; `(T, 4, h, w)` for a video of one segment).
 
         Examples:
 
@@ -547,8 +635,10 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             prompt,
             prompt_embeds,
             num_inference_steps,
+            window_mode,
             window_length,
             window_overlap,
+            segment_length,
             (tile_size, tile_overlap),
             (decode_chunk_size, decode_chunk_overlap),
             (decode_tile_size, decode_tile_overlap),
@@ -570,61 +660,88 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 torch.nn.Module.to(self.vae, dtype=torch.float32)
                 cleanup.callback(torch.nn.Module.to, self.vae, dtype=torch.float16)
 
-            # 2. Encode the prompt (optional), the LR latents and the semantic embeddings, window by window.
+            # 2. Encode the prompt (optional); plan windows, tiles and segments.
             if prompt is not None:
                 prompt_embeds = encode_prompt(self.text_encoder, self.tokenizer, prompt, device)
             if prompt_embeds is not None:
                 prompt_embeds = prompt_embeds.to(device, self.unet.dtype)
             height, width = self.latent_size(reader.info.height, reader.info.width)
-            tiles = [
-                (rows, cols)
-                for rows in plan_spans(height, tile_size, tile_overlap)
-                for cols in plan_spans(width, tile_size, tile_overlap)
-            ]
-            lr_latents, semantic = self.encode_conditioning(reader, window_length, decode_chunk_size, device, tiles)
-            num_frames = len(lr_latents)
+            plan = WindowPlan(
+                window_mode, height, width, window_length, window_overlap, tile_size, tile_overlap,
+                multiple=2**self.unet.num_upsamplers,
+            )
+            tiles = plan.tiles()
+            tile_index = {tile: i for i, tile in enumerate(tiles)}
+            new_per_segment = segment_length * plan.stride
+            shape = (self.unet.config.in_channels, height, width)
+            decode_options = (decode_chunk_size, decode_chunk_overlap, decode_tile_size, decode_tile_overlap)
+            source = iter(reader)
+            references = iter(reader) if color_fix is not None and output_type != "latent" else None
+            collected, held, num_frames = [], None, 0
+            total_steps = None
+            if reader.info.num_frames is not None:
+                total_steps = -(-reader.info.num_frames // new_per_segment) * num_inference_steps
 
-            # 3. Prepare timesteps and the initial noise of the whole video.
-            self.scheduler.set_timesteps(num_inference_steps, device=device)
-            timesteps = self.scheduler.timesteps
-            self._num_timesteps = len(timesteps)
-            shape = (num_frames, self.unet.config.in_channels, height, width)
-            latents = self.prepare_latents(shape, generator, device, latents)
-            extra_step_kwargs = {}
-            if "generator" in inspect.signature(self.scheduler.step).parameters:
-                extra_step_kwargs["generator"] = generator
-
-            # 4. Denoising loop: every step blends the predictions of all windows x tiles, then steps the whole video.
-            regions = plan_regions(num_frames, height, width, window_length, window_overlap, tile_size, tile_overlap)
-            with self.progress_bar(total=len(timesteps)) as progress_bar:
-                for i, t in enumerate(timesteps):
-                    if self.interrupt:
-                        break
-                    latent_model_input = self.scheduler.scale_model_input(latents, t)
-                    noise_pred = self.predict_noise(latent_model_input, t, lr_latents, semantic, prompt_embeds, regions)
-                    latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
-                    if callback_on_step_end is not None:
-                        callback_kwargs = {}
-                        for name in callback_on_step_end_tensor_inputs:
-                            callback_kwargs[name] = locals()[name]
-                        callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
-                        latents = callback_outputs.pop("latents", latents)
-                    progress_bar.update()
-            del lr_latents, semantic
-
-            # 5.-6. Decode in chunks (streamed), colour-correct, and write or collect the frames.
-            if output_type == "latent":
-                frames = latents
-            else:
-                frames = self._decode_and_emit(
-                    latents,
-                    reader,
-                    num_frames,
-                    (decode_chunk_size, decode_chunk_overlap, decode_tile_size, decode_tile_overlap),
-                    color_fix,
-                    output_type,
-                    writer,
+            def emit(segment_latents: torch.Tensor, decode_context: torch.Tensor) -> None:
+                """Decode (after ``decode_context``) and write or collect final latents `(k, C, h, w)`."""
+                if output_type == "latent":
+                    collected.append(segment_latents)
+                    return
+                blocks = self._decode_segment(
+                    torch.cat([decode_context, segment_latents]), len(decode_context), decode_options, reader,
+                    references, color_fix,
                 )
+                for frames in blocks:
+                    collected.extend(self._emit(frames, output_type, writer))
+
+            with self._progress("denoise", total_steps, "step") as progress_bar:
+                while not self.interrupt:
+                    # 3. Encode the segment's new frames, draw their noise (or take theirs from `latents`).
+                    lr_latents, semantic = self.encode_conditioning(
+                        islice(source, new_per_segment), window_length, decode_chunk_size, device, tiles
+                    )
+                    if lr_latents is None:
+                        break
+                    count = len(lr_latents)
+                    given = None if latents is None else latents[num_frames : num_frames + count]
+                    noise = self.prepare_latents((count, *shape), generator, device, given)
+                    if held is None:
+                        nothing = noise[:0]
+                        segment = Segment(lr_latents, semantic, noise, [], nothing, nothing)
+                    else:
+                        segment = held.then(lr_latents, semantic, noise)
+                    num_frames += count
+                    del lr_latents, semantic, noise
+                    # The last frames are shared with the next segment, unless this one is certainly the last.
+                    keep = min(window_overlap, segment.num_frames - 1) if count == new_per_segment else 0
+
+                    # 4. Denoise the segment: all steps, windows x tiles of the plan, the shared frames blended.
+                    denoised, handoff = self.denoise_segment(
+                        segment,
+                        plan,
+                        num_inference_steps,
+                        keep,
+                        prompt_embeds,
+                        tile_index,
+                        generator,
+                        callback_on_step_end,
+                        callback_on_step_end_tensor_inputs,
+                        progress_bar,
+                    )
+
+                    # 5.-6. Decode the frames no later segment changes (streamed), colour-correct, write or collect.
+                    final = denoised[: len(denoised) - keep]
+                    emit(final, segment.decode_context)
+                    recent = torch.cat([segment.decode_context, final])
+                    held = segment.tail(keep, denoised, handoff, recent[max(0, len(recent) - decode_chunk_overlap) :])
+                    del segment, denoised, handoff
+                if held is not None and held.shared:  # no segment came after the last one: its own result stands
+                    emit(held.shared_latents, held.decode_context)
+            if num_frames == 0:
+                raise SeteVSRError(f"no frames in {reader.info.source or 'the input'}")
+            if latents is not None and not self.interrupt and len(latents) != num_frames:
+                raise SeteVSRError(f"latents must have shape {(num_frames, *shape)}, got {tuple(latents.shape)}")
+            frames = self._collect(collected, output_type) if writer is None else None
         path = writer.path if own_writer else None
 
         # 7. Offload all models.
@@ -633,21 +750,21 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             return (frames,)
         return SeTeVSRPipelineOutput(frames=frames, fps=reader.info.fps, path=path)
 
-    def _decode_and_emit(
+    def _decode_segment(
         self,
         latents: torch.Tensor,
-        reader: VideoReader,
-        num_frames: int,
+        context: int,
         decode_options: tuple[int, int, int | None, int],
+        reader: VideoReader,
+        references: Iterator[np.ndarray] | None,
         color_fix: str | None,
-        output_type: str,
-        writer: Any | None,
-    ) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor | None:
-        """Decode `(T, C, h, w)` latents block by block and hand each finished frame to ``writer`` or collect it."""
+    ) -> Iterator[torch.Tensor]:
+        """Decode `(c + n, C, h, w)` latents in chunks, the first `c` (frames emitted before) only as temporal context,
+        and yield the `n` others block by block: `(k, 3, 4H, 4W)` float32 in [0, 1], colour-corrected against the
+        next frames of ``references`` when ``color_fix`` is set."""
         out_height, out_width = reader.info.height * SCALE, reader.info.width * SCALE
-        references = iter(reader) if color_fix is not None else None
-        collected = []
         chunk_size, chunk_overlap, tile_size, tile_overlap = decode_options
+        num_frames = len(latents)
         blocks = self.vae.iter_decode(
             latents.to(self.vae.dtype) / self.vae.config.scaling_factor,
             num_frames=num_frames,
@@ -656,23 +773,32 @@ class SeTeVSRPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             tile_size=tile_size,
             tile_overlap=tile_overlap,
         )
-        with self._progress("decode", num_frames, "frame") as bar:
-            for block in blocks:
-                frames = (block[0, :, :, :out_height, :out_width].float() / 2 + 0.5).clamp(0, 1)  # (n, 3, 4H, 4W)
-                if references is not None:
-                    lr = _to_tensor(list(islice(references, len(frames))), frames.device)
-                    frames = color_correct(frames, bicubic_upsample(lr, value_range=(0.0, 1.0)), color_fix).clamp(0, 1)
-                if writer is not None:
-                    for frame in frames.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
-                        writer.write(frame)
-                elif output_type == "pt":
-                    collected.append(frames.cpu())
-                else:
-                    collected.append(frames.permute(0, 2, 3, 1).cpu().numpy())
-                bar.update(len(frames))
+        skip = context  # decoded context frames were emitted before
+        for block in blocks:
+            frames = (block[0, skip:, :, :out_height, :out_width].float() / 2 + 0.5).clamp(0, 1)  # (k, 3, 4H, 4W)
+            skip = max(0, skip - block.shape[1])
+            if not len(frames):
+                continue
+            if references is not None:
+                lr = _to_tensor(list(islice(references, len(frames))), frames.device)
+                frames = color_correct(frames, bicubic_upsample(lr, value_range=(0.0, 1.0)), color_fix).clamp(0, 1)
+            yield frames
+
+    @staticmethod
+    def _emit(frames: torch.Tensor, output_type: str, writer: Any | None) -> list:
+        """Write `(k, 3, 4H, 4W)` frames in [0, 1] to ``writer`` (as uint8, nothing kept), or return what to collect."""
         if writer is not None:
-            return None
+            for frame in frames.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
+                writer.write(frame)
+            return []
         if output_type == "pt":
+            return [frames.cpu()]
+        return [frames.permute(0, 2, 3, 1).cpu().numpy()]
+
+    @staticmethod
+    def _collect(collected: list, output_type: str) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor:
+        """The collected blocks (latents, tensors or arrays) as one result of ``output_type``."""
+        if output_type in ("latent", "pt"):
             return torch.cat(collected)
         array = np.concatenate(collected)
         if output_type == "np":
