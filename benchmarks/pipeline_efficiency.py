@@ -195,7 +195,14 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
         writer = TimedWriter(Path(tmp) / "out.mp4", timer)
         for name, stage in stages.items():
             setattr(pipeline_module, name, timer.wrap(stage, originals[name]))
-        pipe.unet.forward = timer.wrap("unet", pipe.unet.forward)
+        unet_forward = pipe.unet.forward
+
+        def counted(sample, *a, **k):  # frames per U-Net evaluation, as the pipeline cut them
+            evaluated.append(sample.shape[0])
+            return unet_forward(sample, *a, **k)
+
+        evaluated: list[int] = []
+        pipe.unet.forward = timer.wrap("unet", counted)
         pipe.vae._decode_frames = timer.wrap("vae_decode", pipe.vae._decode_frames)
         pipe.prepare_latents = prepare_latents
         try:
@@ -225,7 +232,6 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
         return (one_off - without + at_steps * per_step) / (at_steps * floor_per_step)
 
     window, overlap = pipe.unet.config.num_frames, pipe.unet.config.num_frames // 4
-    regions = pipeline_module.plan_regions(num_frames, height, width, window, overlap, None, 0)
     result = {
         "ratio": round(ratio(DEFAULT_STEPS), 3),
         "ratio_without_color_fix": round(ratio(DEFAULT_STEPS, seconds.get("color_fix", 0.0)), 3),
@@ -239,8 +245,8 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
         "floor_s_per_frame_step": round(floor_per_step / num_frames, 6),
         "seconds": {**{stage: round(value, 3) for stage, value in sorted(seconds.items())},
                     "total": round(total, 3), "floor": round(floor, 3)},
-        "unet_windows": len(regions),
-        "unet_frames_per_output_frame": round(sum(r.frames[1] - r.frames[0] for r in regions) / num_frames, 3),
+        "unet_windows": len(evaluated) // steps,
+        "unet_frames_per_output_frame": round(sum(evaluated) / steps / num_frames, 3),
         "frames": num_frames,
         "lr_size": list(args.size),
         "latent": [height, width],
