@@ -63,7 +63,7 @@ def test_reds_leaves_out_reds4_by_default(reds_root):
 def test_item_contract_with_default_degradation(reds_root):
     ds = REDSDataset(reds_root, num_frames=4, crop_size=32, seed=0, sharpened_hr=True)
     item = ds[1]
-    assert set(item) == {"hr", "lr", "hr_usm", "clip", "start"}
+    assert set(item) == {"hr", "lr", "hr_usm", "clip", "start", "index"} and item["index"] == 1
     assert item["hr"].shape == (4, 3, 32, 32) and item["hr"].dtype == torch.float32
     assert item["lr"].shape == (4, 3, 8, 8) and item["lr"].dtype == torch.float32
     assert item["hr_usm"].shape == item["hr"].shape

@@ -21,7 +21,8 @@ leading batch dimension ``B`` to every tensor and makes ``clip`` a list):
 * ``"hr_usm"`` (only with ``sharpened_hr=True``): the unsharp-masked ``"hr"``
   (RealBasicVSR's pixel-loss target), same shape and range;
 * ``"clip"``: ``str``, the clip (folder or file stem) name;
-* ``"start"``: ``int``, index of the first frame in the clip.
+* ``"start"``: ``int``, index of the first frame in the clip;
+* ``"index"``: ``int``, the item's index in the dataset (training keys the draws of each sample by it).
 
 ``F = num_frames`` consecutive frames from a random start; ``H = W = crop_size``
 (one random position for all frames; ``crop_size=None`` keeps the whole frame,
@@ -284,7 +285,7 @@ class _HRDataset(_ClipDataset):
         expected = (hr.shape[0], hr.shape[1] // self.scale, hr.shape[2] // self.scale, 3)
         if lr.shape != expected:
             raise SeteVSRError(f"the degradation returned {lr.shape}, expected {expected}")
-        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start}
+        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start, "index": index}
         if self.sharpened_hr:
             item["hr_usm"] = _to_tensor(np.stack([unsharp_mask(f) for f in hr]))
         return item
@@ -450,7 +451,7 @@ class PairedFolderDataset(_ClipDataset):
             hr = hr[:, s * top : s * (top + patch), s * left : s * (left + patch)]
         if self.augment:
             hr, lr = _augment([hr, lr], rng)
-        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start}
+        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start, "index": index}
         if self.sharpened_hr:
             item["hr_usm"] = _to_tensor(np.stack([unsharp_mask(f) for f in hr]))
         return item
