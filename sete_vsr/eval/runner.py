@@ -127,7 +127,7 @@ def _world_size() -> int:
     return 1
 
 
-def _process_state(device: str | None):
+def process_state(device: str | None):
     """Accelerate's ``PartialState`` when launched as several processes, else None.
 
     The state is a CPU one (gloo) when Accelerate was told so (``ACCELERATE_USE_CPU``),
@@ -274,7 +274,7 @@ def evaluate(
         raise SeteVSRError("no methods to evaluate")
     out = Path(settings.out)
     lr_cache = Path(settings.lr_cache) if settings.lr_cache else out / "lr"
-    state = _process_state(settings.device)
+    state = process_state(settings.device)
     device = resolve_device(settings.device, state)
     metrics, skipped = build_metrics(metric_names, dataset, settings, device)
     clips = _split_clips(dataset.clips, state)
