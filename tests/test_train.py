@@ -48,8 +48,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(config: str, *overrides: str, check: bool = True, processes: int = 1) -> subprocess.CompletedProcess:
-    """Run ``accelerate launch -m sete_vsr.train configs/<config> overrides...`` on the CPU.
+def launch(
+    config: str, *overrides: str, check: bool = True, processes: int = 1, accelerate_config: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``accelerate launch [--config_file accelerate_config] -m sete_vsr.train configs/<config> overrides...`` on
+    the CPU.
 
     Several processes come from the torchrun launcher (``--multi_gpu``: ``--cpu --num_processes 2`` starts one
     process unless run under MPI); without a GPU, training makes them CPU processes over gloo.
@@ -59,6 +62,8 @@ def launch(config: str, *overrides: str, check: bool = True, processes: int = 1)
     if processes > 1:
         env["CUDA_VISIBLE_DEVICES"] = ""
         command[2:5] = ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", str(_free_port())]
+    if accelerate_config is not None:
+        command[2:2] = ["--config_file", str(accelerate_config)]
     # The start-up crash test_eval_multiprocess.py describes ("terminate called without an active exception") is
     # launched again, at most 4 times; any other failure fails.
     for _ in range(4 if processes > 1 else 1):
@@ -452,6 +457,38 @@ def test_two_processes_train_as_one_with_their_batches_together(init_dir, frames
     update = sum((tensor - start[name]).square().sum() for name, tensor in weights["one"].items())
     assert (distance / update).sqrt() < 5e-3
     assert not changed(weights["two"], weights["resumed"]), "resumed 2-process weights differ from the straight run"
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_the_ddp_accelerate_config_trains_on_two_cpu_processes(init_dir, frames):
+    """configs/accelerate/ddp.yaml (its process count overridden to 2) runs the tiny stage 1 as 2 gloo processes."""
+    output_dir = init_dir.parent / "ddp_config"
+    result = launch(
+        "tiny_stage1.yaml", *common(frames, output_dir, init_dir, steps=2), "data.exclude=[]", "train_batch_size=1",
+        processes=2, accelerate_config=ROOT / "configs" / "accelerate" / "ddp.yaml",
+    )  # fmt: skip
+    assert "DistributedType.MULTI_CPU  Backend: gloo\nNum processes: 2" in result.stderr
+    assert changed(load_file(init_dir / UNET), load_file(output_dir / UNET))
+
+
+def test_accelerate_configs_name_the_unet_blocks_and_state_their_memory():
+    """The FSDP config wraps the blocks of the SD 2.1-base SeTe U-Net; every config states its per-GPU memory."""
+    from sete_vsr.models.presets import sd21_base_unet2d
+    from sete_vsr.models.unet import SeTeUNetModel
+
+    folder = ROOT / "configs" / "accelerate"
+    fsdp = yaml.safe_load((folder / "fsdp.yaml").read_text())["fsdp_config"]
+    assert fsdp["fsdp_sharding_strategy"] == "FULL_SHARD"
+    with torch.device("meta"):  # the layout only, no memory
+        unet = SeTeUNetModel.from_unet2d(sd21_base_unet2d(), temporal=True)
+    blocks = {type(block).__name__ for block in [*unet.down_blocks, unet.mid_block, *unet.up_blocks]}
+    assert set(fsdp["fsdp_transformer_layer_cls_to_wrap"].split(",")) == blocks
+    assert yaml.safe_load((folder / "deepspeed_zero2.yaml").read_text())["deepspeed_config"]["zero_stage"] == 2
+    for name in ("ddp.yaml", "fsdp.yaml", "deepspeed_zero2.yaml"):
+        text = (folder / name).read_text()
+        assert "stage 1 (916.6M trained)" in text or "916.6M parameters" in text, name
+        assert "198.5M" in text and "not yet measured" in text, name
 
 
 @pytest.mark.shared
