@@ -94,15 +94,13 @@ def run(args: argparse.Namespace) -> int:
     upscale = _upscaler(args, device) if todo else None  # a process with nothing to do loads no model
     for source, output in todo:
         began = time.perf_counter()
-        record = {"input": str(source), "process": rank}
+        record = {"input": str(source), "status": "done"}
         try:
-            num_frames, _, _ = upscale(source, output)
+            upscale(source, output)
         except Exception as err:  # noqa: BLE001 - one bad input must not stop the others; its reason is reported
             record.update(status="failed", reason=f"{type(err).__name__}: {err}")
-        else:
-            record.update(status="done", frames=num_frames)
-        record["seconds"] = round(time.perf_counter() - began, 2)
-        print(f"[process {rank}] {record['status']}: {source} ({record['seconds']:.1f} s)", flush=True)
+        seconds = time.perf_counter() - began
+        print(f"[process {rank}] {record['status']}: {source} ({seconds:.1f} s)", flush=True)
         records.append(record)
     if state is not None:
         from accelerate.utils import gather_object
