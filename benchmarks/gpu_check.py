@@ -138,7 +138,7 @@ def time_training(stage: str, smoke: bool, batch_size: int, crop: int, device: t
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
 
-    from sete_vsr.train.loop import batch_generator, diffusion_loss
+    from sete_vsr.train.losses import diffusion_loss, sample_generator
 
     accelerator = Accelerator(mixed_precision="bf16", cpu=device.type == "cpu")
     parts = components(smoke, temporal=False)
@@ -165,7 +165,7 @@ def time_training(stage: str, smoke: bool, batch_size: int, crop: int, device: t
     for index in range(2):
         sync(device)
         start = time.perf_counter()
-        generator = batch_generator(accelerator.device, 0, 0, 0, index)
+        generator = sample_generator(accelerator.device, 0, index)
         loss = diffusion_loss(batch, unet, vae, semantic_encoder, noise_scheduler, generator)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trainable, 1.0)

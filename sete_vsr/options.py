@@ -2,7 +2,8 @@
 
 * :func:`as_bool`: ``true``/``false`` (and ``1``/``0``, ``yes``/``no``, ``on``/``off``); anything else is an error;
 * :data:`DTYPES` and :func:`torch_dtype`: the model dtypes by name (``fp32``, ``fp16``, ``bf16``);
-* :func:`default_device`: the device used when none is given;
+* :func:`default_device`: the device used when none is given; :func:`has_accelerator`: whether there is a GPU (or
+  another torch accelerator), else processes run on the CPU;
 * :data:`COLOR_FIXES`: the colour corrections of :mod:`sete_vsr.pipelines.color` by name;
 * :data:`SCHEDULERS`: the samplers of :mod:`sete_vsr.pipelines.schedulers` by name.
 
@@ -60,3 +61,11 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def has_accelerator() -> bool:
+    """Whether torch sees an accelerator (CUDA, XPU, MPS...); several processes without one run on CPUs over gloo."""
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()

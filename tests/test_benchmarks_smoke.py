@@ -53,3 +53,12 @@ def test_pipeline_efficiency_tiny_on_cpu(shared):
     tiny = result["presets"]["tiny"]
     assert all(tiny["seconds"][stage] > 0 for stage in stages - {"other"})
     assert tiny["frames"] == 6 and tiny["unet_frames_per_output_frame"] > 1  # 4-frame windows overlapping by 1
+
+
+@pytest.mark.shared
+def test_data_throughput_smoke():
+    result = run_benchmark("data_throughput.py", "--items", "1", "--stages", "1")
+    stage = result["stages"]["stage1"]
+    assert stage["crop_size"] == 512 and stage["frames_per_item"] == 1
+    assert stage["samples_per_s_per_worker"] > 0 and stage["workers_per_gpu"] >= 1
+    assert stage["step_s_source"].startswith("assumed")

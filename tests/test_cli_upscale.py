@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -171,3 +175,73 @@ def test_disk_full_mid_write_is_one_line_and_no_output(model, tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sete-vsr upscale: failed: ") and "No space left" in err[0], err
     assert outputs(tmp_path) == []
+
+
+def test_a_folder_of_videos_in_one_process(tmp_path, capsys):
+    """A folder of videos: -o is a folder of <stem>.mp4; outputs that exist are skipped, a bad input is reported."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a", "b"):
+        write_video(videos / f"{name}.mp4", frames(2), fps=25)
+    (videos / "notes.txt").write_text("not a video")
+    out = tmp_path / "out"
+    argv = ["upscale", str(videos), "-o", str(out), "--method", "bicubic", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
+    assert VideoReader(out / "a.mp4").info.width == 96
+    assert "2 inputs -> " in capsys.readouterr().out
+    (videos / "c.mp4").write_bytes(b"not a video either")
+    assert main(argv) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith(f"3 inputs -> {out}: 0 done, 2 skipped (output exists), 1 failed, in ")
+    assert lines[-1].startswith(f"failed: {videos / 'c.mp4'}: SeteVSRError: ")
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]  # nothing left of the failed one
+
+
+def test_several_inputs_need_distinct_output_names(tmp_path, capsys):
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        write_video(tmp_path / folder / "same.mp4", frames(1), fps=25)
+    argv = ["upscale", str(tmp_path / "x" / "same.mp4"), str(tmp_path / "y" / "same.mp4"), "-o", str(tmp_path / "o")]
+    assert main([*argv, "--method", "bicubic"]) == 2
+    assert "several inputs would be written to the same output: same.mp4" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_accelerate_launch_shares_a_folder_of_videos_between_two_processes(tmp_path):
+    """2 CPU processes over 4 videos (one already upscaled, one broken): each video is handled by one process only,
+    every output is written once, and the main process alone prints the summary."""
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    videos.mkdir()
+    out.mkdir()
+    for name in ("a", "b", "c"):
+        write_video(videos / f"{name}.mp4", frames(3), fps=25)
+    (videos / "broken.mp4").write_bytes(b"no video here")
+    write_video(out / "c.mp4", frames(1, 64, 96), fps=25)  # a finished output from an earlier run
+    launcher = Path(sys.executable).with_name("accelerate")
+    launch = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+              "-m", "sete_vsr", "upscale", str(videos), "-o", str(out), "--method", "bicubic", "--device", "cpu",
+              "--no-progress"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    for _ in range(4):  # the start-up crash described in test_eval_multiprocess.py is launched again
+        run = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+        if "terminate called without an active exception" not in run.stderr:
+            break
+    assert run.returncode == 1, run.stderr[-3000:]  # one input failed
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert [VideoReader(out / f"{n}.mp4").info.num_frames for n in "abc"] == [3, 3, 1]  # c left as it was
+    handled = [line for line in run.stdout.splitlines() if line.startswith("[process ")]
+    assert sorted(line.split(": ")[1].split(" (")[0] for line in handled) == [
+        str(videos / name) for name in ("a.mp4", "b.mp4", "broken.mp4")
+    ]  # each once; c skipped
+    assert {line.split("]")[0] for line in handled} == {"[process 0", "[process 1"}
+    summaries = [line for line in run.stdout.splitlines() if line.startswith("4 inputs -> ")]
+    assert len(summaries) == 1 and "2 done, 1 skipped (output exists), 1 failed" in summaries[0]
+    assert f"failed: {videos / 'broken.mp4'}: SeteVSRError: " in run.stdout

@@ -20,7 +20,7 @@ from sete_vsr.data.train_datasets import (
     probe_video,
     read_video_frames,
 )
-from sete_vsr.data.realworld_degradation import RealBasicVSRConfig
+from sete_vsr.data.realworld_degradation import RealBasicVSRConfig, VideoParams
 from sete_vsr.errors import SeteVSRError
 
 
@@ -60,10 +60,24 @@ def test_reds_leaves_out_reds4_by_default(reds_root):
     assert len(plain) == 7
 
 
+def test_the_gt_is_sharpened_once_for_hr_usm_and_the_degradation(reds_root):
+    """"hr_usm" is the degradation's sharpened input too: the same LR as sharpening the GT twice.
+
+    The codec stages are left out: PyAV's encoders were seen to give different output for the same frames from call
+    to call within one process, so they cannot be compared bit for bit.
+    """
+    no_codecs = RealBasicVSRConfig(video1=VideoParams(prob=0), video2=VideoParams(prob=0))
+    ds = REDSDataset(reds_root, num_frames=4, crop_size=32, seed=0, sharpened_hr=True, degradation=no_codecs)
+    assert ds.shares_usm
+    shared = ds[1]
+    ds.shares_usm = False
+    torch.testing.assert_close(ds[1]["lr"], shared["lr"], rtol=0, atol=0)
+
+
 def test_item_contract_with_default_degradation(reds_root):
     ds = REDSDataset(reds_root, num_frames=4, crop_size=32, seed=0, sharpened_hr=True)
     item = ds[1]
-    assert set(item) == {"hr", "lr", "hr_usm", "clip", "start"}
+    assert set(item) == {"hr", "lr", "hr_usm", "clip", "start", "index"} and item["index"] == 1
     assert item["hr"].shape == (4, 3, 32, 32) and item["hr"].dtype == torch.float32
     assert item["lr"].shape == (4, 3, 8, 8) and item["lr"].dtype == torch.float32
     assert item["hr_usm"].shape == item["hr"].shape

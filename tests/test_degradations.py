@@ -358,6 +358,12 @@ def test_same_seed_same_clip_and_different_seed_different_clip():
     assert np.abs(a - deg(clip.astype(np.float32) / 255, 123)).mean() < 0.5
     assert not np.array_equal(a, deg(clip, 124))
     assert a.min() >= 0 and a.max() <= 255 and np.array_equal(a, np.rint(a))
+    # the caller's unsharp-masked clip (a training item's "hr_usm") gives the same clip as sharpening it again (codec
+    # stages left out: see test_the_gt_is_sharpened_once_for_hr_usm_and_the_degradation)
+    no_codecs = RealBasicVSRDegradation(RealBasicVSRConfig(target_size=(16, 16), video1=replace(
+        RealBasicVSRConfig().video1, prob=0), video2=replace(RealBasicVSRConfig().video2, prob=0)))
+    sharpened = np.stack([unsharp_mask(f) for f in clip])
+    np.testing.assert_array_equal(no_codecs(clip, 5), no_codecs(clip, 5, sharpened=sharpened))
 
 
 def test_pipeline_record_order_shuffle_and_sizes():

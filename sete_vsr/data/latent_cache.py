@@ -140,7 +140,7 @@ class CachedDataset(Dataset):
 class CachedEpochDataset(CachedDataset):
     """A :func:`precompute` cache read one pass per epoch: as many items as the source dataset.
 
-    :meth:`set_epoch` ``(e)`` selects pass ``e % passes``, so the first ``passes`` epochs give exactly the items the
+    Items also carry their ``"index"`` in the pass. :meth:`set_epoch` ``(e)`` selects pass ``e % passes``, so the first ``passes`` epochs give exactly the items the
     (seeded) source dataset gives in those epochs; later epochs reuse the stored draws.
     """
 
@@ -161,4 +161,4 @@ class CachedEpochDataset(CachedDataset):
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.items_per_pass:
             raise IndexError(i)
-        return super().__getitem__((self.epoch % self.passes) * self.items_per_pass + i)
+        return {**super().__getitem__((self.epoch % self.passes) * self.items_per_pass + i), "index": i}

@@ -523,17 +523,26 @@ class RealBasicVSRDegradation:
         self.encoders = {name: resolve_encoder(name) for name in sorted(names)}
 
     def __call__(
-        self, clip: np.ndarray, rng: int | np.random.Generator | np.random.SeedSequence | None = None
+        self,
+        clip: np.ndarray,
+        rng: int | np.random.Generator | np.random.SeedSequence | None = None,
+        sharpened: np.ndarray | None = None,
     ) -> np.ndarray:
-        return self.degrade(clip, rng)[0]
+        return self.degrade(clip, rng, sharpened)[0]
 
     def degrade(
-        self, clip: np.ndarray, rng: int | np.random.Generator | np.random.SeedSequence | None = None
+        self,
+        clip: np.ndarray,
+        rng: int | np.random.Generator | np.random.SeedSequence | None = None,
+        sharpened: np.ndarray | None = None,
     ) -> tuple[np.ndarray, list[dict]]:
         """Like ``__call__``, and also returns the record of every stage in order.
 
         Each record is a dict with ``stage`` (name), ``applied`` and what was drawn
         (per-frame arrays for walked parameters, e.g. ``sigma_x``, ``quality``).
+        ``sharpened``: the clip's :func:`unsharp_mask` with ``config.usm`` (float32 ``(T, H, W, 3)`` on the 0-255
+        scale) when the caller has it already (a training dataset's ``"hr_usm"``); it is used instead of sharpening
+        the clip again, which gives the same result.
         """
         clip = np.asarray(clip)
         if clip.ndim != 4 or clip.shape[-1] != 3 or clip.shape[0] < 1:
@@ -555,7 +564,14 @@ class RealBasicVSRDegradation:
             return result[0]
 
         if cfg.sharpen_input:
-            frames = run("usm", ([unsharp_mask(f, cfg.usm) for f in frames], {"applied": True}))
+            if sharpened is None:
+                sharpened = [unsharp_mask(f, cfg.usm) for f in frames]
+            elif np.shape(sharpened) != clip.shape:
+                raise SeteVSRError(f"the sharpened clip is {np.shape(sharpened)}, the clip {clip.shape}")
+            frames = run("usm", (list(sharpened), {"applied": True}))
+            # Released as soon as used, as before: the codec stages were seen to give other output for the same
+            # frames when the memory layout around them changed (6 of 30 same-seed calls while this list lived on).
+            del sharpened
         for order in ("1", "2"):
             frames = run(f"blur{order}", random_blur(frames, getattr(cfg, f"blur{order}"), rng, cfg.redraw_beta))
             frames = run(f"resize{order}", random_resize(frames, getattr(cfg, f"resize{order}"), rng))

@@ -21,7 +21,8 @@ leading batch dimension ``B`` to every tensor and makes ``clip`` a list):
 * ``"hr_usm"`` (only with ``sharpened_hr=True``): the unsharp-masked ``"hr"``
   (RealBasicVSR's pixel-loss target), same shape and range;
 * ``"clip"``: ``str``, the clip (folder or file stem) name;
-* ``"start"``: ``int``, index of the first frame in the clip.
+* ``"start"``: ``int``, index of the first frame in the clip;
+* ``"index"``: ``int``, the item's index in the dataset (training keys the draws of each sample by it).
 
 ``F = num_frames`` consecutive frames from a random start; ``H = W = crop_size``
 (one random position for all frames; ``crop_size=None`` keeps the whole frame,
@@ -59,7 +60,7 @@ from torch.utils.data import Dataset
 
 from ..errors import SeteVSRError
 from .benchmark_clips import REDS4_CLIPS
-from .realworld_degradation import RealBasicVSRConfig, RealBasicVSRDegradation, unsharp_mask
+from .realworld_degradation import RealBasicVSRConfig, RealBasicVSRDegradation, USMParams, unsharp_mask
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +268,13 @@ class _HRDataset(_ClipDataset):
             degradation = RealBasicVSRDegradation(replace(config, target_size=None, scale=scale))
         self.degradation = degradation
         self.sharpened_hr = sharpened_hr
+        # RealBasicVSR degrades the unsharp-masked GT, the "hr_usm" of the item: sharpened once, used twice.
+        self.shares_usm = (
+            sharpened_hr
+            and isinstance(degradation, RealBasicVSRDegradation)
+            and degradation.config.sharpen_input
+            and degradation.config.usm == USMParams()
+        )
 
     def __getitem__(self, index: int) -> dict:
         clip, start, rng = self._sample(index)
@@ -280,13 +288,17 @@ class _HRDataset(_ClipDataset):
             hr = hr[:, top : top + self.crop_size, left : left + self.crop_size]
         if self.augment:
             (hr,) = _augment([hr], rng)
-        lr = np.asarray(self.degradation(hr, rng))
+        hr_usm = np.stack([unsharp_mask(f) for f in hr]) if self.sharpened_hr else None
+        if self.shares_usm:
+            lr = np.asarray(self.degradation(hr, rng, sharpened=hr_usm))
+        else:
+            lr = np.asarray(self.degradation(hr, rng))
         expected = (hr.shape[0], hr.shape[1] // self.scale, hr.shape[2] // self.scale, 3)
         if lr.shape != expected:
             raise SeteVSRError(f"the degradation returned {lr.shape}, expected {expected}")
-        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start}
-        if self.sharpened_hr:
-            item["hr_usm"] = _to_tensor(np.stack([unsharp_mask(f) for f in hr]))
+        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start, "index": index}
+        if hr_usm is not None:
+            item["hr_usm"] = _to_tensor(hr_usm)
         return item
 
 
@@ -450,7 +462,7 @@ class PairedFolderDataset(_ClipDataset):
             hr = hr[:, s * top : s * (top + patch), s * left : s * (left + patch)]
         if self.augment:
             hr, lr = _augment([hr, lr], rng)
-        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start}
+        item = {"hr": _to_tensor(hr), "lr": _to_tensor(lr), "clip": clip.name, "start": start, "index": index}
         if self.sharpened_hr:
             item["hr_usm"] = _to_tensor(np.stack([unsharp_mask(f) for f in hr]))
         return item

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SeteVSRError
-from ..options import default_device
+from ..options import default_device, has_accelerator
 from ..data.degradations import frames_digest
 from .benchmark_datasets import EvalDataset, cached_frames, load_pair, write_frames
 from .metrics import Metric, WeightsUnavailable, build_metric, canonical_metric_name
@@ -127,14 +127,7 @@ def _world_size() -> int:
     return 1
 
 
-def _has_accelerator() -> bool:
-    import torch
-
-    accelerator = getattr(torch, "accelerator", None)
-    return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()
-
-
-def _process_state(device: str | None):
+def process_state(device: str | None):
     """Accelerate's ``PartialState`` when launched as several processes, else None.
 
     The state is a CPU one (gloo) when Accelerate was told so (``ACCELERATE_USE_CPU``),
@@ -147,7 +140,7 @@ def _process_state(device: str | None):
     from accelerate.utils import parse_flag_from_env
 
     on_cpu = str(device).split(":")[0] == "cpu"
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or on_cpu or not _has_accelerator())
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or on_cpu or not has_accelerator())
     if state.num_processes != world:
         raise SeteVSRError(
             f"launched as {world} processes but Accelerate set up {state.num_processes} "
@@ -281,7 +274,7 @@ def evaluate(
         raise SeteVSRError("no methods to evaluate")
     out = Path(settings.out)
     lr_cache = Path(settings.lr_cache) if settings.lr_cache else out / "lr"
-    state = _process_state(settings.device)
+    state = process_state(settings.device)
     device = resolve_device(settings.device, state)
     metrics, skipped = build_metrics(metric_names, dataset, settings, device)
     clips = _split_clips(dataset.clips, state)

@@ -109,9 +109,13 @@ def load_validation_clip(config: TrainConfig) -> dict[str, Any] | None:
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack the tensors of dataset items (``"hr"``, ``"lr"``, ``"hr_usm"`` or cached ones) into `(B, F, ...)`."""
+    """Stack the tensors of dataset items (``"hr"``, ``"lr"``, ``"hr_usm"`` or cached ones) into `(B, F, ...)`, and
+    their dataset ``"index"`` (when they have one) into `(B,)`, which keys each clip's draws in training."""
     keys = [key for key, value in items[0].items() if torch.is_tensor(value)]
-    return {key: torch.stack([item[key] for item in items]) for key in keys}
+    batch = {key: torch.stack([item[key] for item in items]) for key in keys}
+    if "index" in items[0]:
+        batch["index"] = torch.tensor([item["index"] for item in items])
+    return batch
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -12,9 +12,11 @@ With ``data.cache_dir``, stages 1 and 2 read the frozen encoders' outputs from a
 
 Each run starts from a saved ``SeTeVSRPipeline`` and ends by saving the whole pipeline, with the trained component
 replaced; the run is added to the pipeline's construction record (``assembled_from["training_stages"]`` in
-``model_index.json``), which its model card shows and a stage-2 run checks. Reproducibility: data draws and
-order depend only on ``(seed, epoch, index)`` and the model noise of each batch only on ``(seed, process, epoch,
-batch)``, so a resumed run continues exactly as an uninterrupted one would.
+``model_index.json``), which its model card shows and a stage-2 run checks. Reproducibility: the data order of
+an epoch depends only on ``(seed, epoch)``, and every draw of a clip (crop, flips, degradation, then the model's noise
+and timestep) only on ``(seed, epoch, dataset index)``. A resumed run therefore continues exactly as an uninterrupted
+one would, and N processes with batch B train on the samples, in the order and with the noise, of one process with
+batch N*B (Accelerate hands consecutive batches of the epoch's order to the processes in turn).
 
 :func:`main` tells the run step by step: check the inputs, start the Accelerator, load the models, prepare the
 optimisation, resume, train, then save (and upload) the pipeline. The losses are in :mod:`.losses`, the validation
@@ -37,6 +39,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from tqdm.auto import tqdm
 
 from ..errors import SeteVSRError
+from ..options import has_accelerator
 from .checkpoints import (
     CONFIG_NAME,
     checkpoint_step,
@@ -47,7 +50,7 @@ from .checkpoints import (
 )
 from .config import TrainConfig, config_to_dict, save_config
 from .data import build_train_dataset, check_cache_encoders, collate_clips, load_validation_clip
-from .losses import batch_generator, diffusion_loss, load_lpips, vae_loss
+from .losses import diffusion_loss, load_lpips, sample_generators, vae_loss
 from .publish import push_to_hub, record_training
 from .starting_pipeline import check_starting_pipeline
 from .validation import log_validation
@@ -110,6 +113,7 @@ def start_accelerator(config: TrainConfig) -> Accelerator:
     """The run's Accelerator, seeded; the main process writes the config into ``output_dir``."""
     output_dir = Path(config.output_dir)
     accelerator = Accelerator(
+        cpu=not has_accelerator(),  # several processes on a machine without a GPU: CPU ones over gloo
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
         log_with=None if config.report_to == "none" else config.report_to,
@@ -244,9 +248,11 @@ def training_step(
     models: Models,
     optimisation: Optimisation,
     batch: dict[str, torch.Tensor],
-    generator: torch.Generator,
+    generators: list[torch.Generator],
 ) -> tuple[float, dict[str, torch.Tensor]]:
     """Forward and backward of one batch under gradient accumulation; the optimizer steps once gradients sync.
+
+    ``generators``: one per clip of the batch (:func:`~.losses.sample_generators`).
 
     Returns:
         The loss averaged over all processes' clips, and the loss terms (VAE stage: ``l1``, ``lpips``,
@@ -255,12 +261,12 @@ def training_step(
     terms: dict[str, torch.Tensor] = {}
     with accelerator.accumulate(models.model):
         if config.stage == "vae":
-            terms = vae_loss(batch, models.model, models.lpips_net, config, generator)
+            terms = vae_loss(batch, models.model, models.lpips_net, config, generators)
             loss = terms["loss"]
         else:
             pipeline = models.pipeline
             loss = diffusion_loss(
-                batch, models.model, pipeline.vae, pipeline.semantic_encoder, models.noise_scheduler, generator
+                batch, models.model, pipeline.vae, pipeline.semantic_encoder, models.noise_scheduler, generators
             )
         average = accelerator.gather(loss.detach().repeat(config.train_batch_size)).mean().item()
         accelerator.backward(loss)
@@ -325,10 +331,10 @@ def train(
         dataloader.set_epoch(epoch)
         skipped = (global_step % updates_per_epoch) * config.gradient_accumulation_steps if epoch == first_epoch else 0
         batches = accelerator.skip_first_batches(dataloader, skipped) if skipped else dataloader
-        for index, batch in enumerate(batches, start=skipped):
-            generator = batch_generator(accelerator.device, config.seed, accelerator.process_index, epoch, index)
+        for batch in batches:
+            generators = sample_generators(accelerator.device, config.seed, epoch, batch["index"])
             batches_seen += 1
-            average, terms = training_step(config, accelerator, models, optimisation, batch, generator)
+            average, terms = training_step(config, accelerator, models, optimisation, batch, generators)
             train_loss += average / config.gradient_accumulation_steps
             if not accelerator.sync_gradients:
                 continue
