@@ -6,7 +6,6 @@ here: on a crop of Vid4 the model must beat bicubic upsampling of the same LR fr
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
