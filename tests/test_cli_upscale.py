@@ -77,6 +77,20 @@ def test_every_scheduler_samples(model, tmp_path, scheduler, monkeypatch):
     assert len(written) == 2 and all(np.isfinite(f).all() and f.std() > 0 for f in written)
 
 
+def test_window_mode_and_segment_length_reach_the_pipeline(model, tmp_path, monkeypatch):
+    from sete_vsr import SeTeVSRPipeline
+
+    seen = {}
+    call = SeTeVSRPipeline.__call__
+    monkeypatch.setattr(SeTeVSRPipeline, "__call__", lambda pipe, *a, **k: (seen.update(k), call(pipe, *a, **k))[1])
+    source = tmp_path / "in.mp4"
+    write_video(source, frames(3), fps=25)
+    argv = ["upscale", str(source), "-o", str(tmp_path / "out"), "--model", str(model), *STEPS,
+            "--window-mode", "shifted", "--segment-length", "1"]  # fmt: skip
+    assert main(argv) == 0 and len(list((tmp_path / "out").iterdir())) == 3
+    assert seen["window_mode"] == "shifted" and seen["segment_length"] == 1
+
+
 def test_method_by_name(tmp_path):
     source = tmp_path / "in.mp4"
     write_video(source, frames(4), fps=10)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import COLOR_FIXES, DTYPES, SCHEDULERS
+from ..options import COLOR_FIXES, DTYPES, SCHEDULERS, WINDOW_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sampler, made from the model's scheduler config (default: the model's own)")
     parser.add_argument("--window-length", type=int, help="frames denoised together (default: the model's)")
     parser.add_argument("--window-overlap", type=int, help="frames shared by consecutive windows (default L/4)")
+    parser.add_argument("--window-mode", choices=WINDOW_MODES, default=WINDOW_MODES[0],
+                        help="blended overlapping windows, or shifted non-overlapping ones (default blended)")
+    parser.add_argument("--segment-length", type=int, default=None,
+                        help="windows denoised together before they are written (bounds memory; default: the "
+                        "pipeline's)")
     parser.add_argument("--tile-size", type=int, help="latent tile size, output pixels / 8 (default: the model's "
                         "training size; 0: whole frames)")
     parser.add_argument("--tile-overlap", type=int, help="latent pixels shared by neighbouring tiles (default S/4)")
@@ -201,6 +206,8 @@ def _upscale_with_model(args: argparse.Namespace, pipe, reader, writer) -> None:
         num_inference_steps=args.steps,
         window_length=args.window_length,
         window_overlap=args.window_overlap,
+        window_mode=args.window_mode,
+        **({} if args.segment_length is None else {"segment_length": args.segment_length}),
         tile_size=args.tile_size,
         tile_overlap=args.tile_overlap,
         decode_chunk_size=args.decode_chunk_size,

@@ -53,14 +53,14 @@ from ..models.lr_inputs import SCALE, bicubic_upsample, encode_lr_latents, seman
 from ..models.semantic_encoder import SemanticEncoder
 from ..models.temporal_vae import TemporalAutoencoderKL
 from ..models.unet import SeTeUNetModel
-from ..options import COLOR_FIXES
+from ..options import COLOR_FIXES, WINDOW_MODES
 from .color import color_correct
 from .components import sd21_components
 from .hub import entry_is_ours, keep_or_write_card, write_entry
 from .model_card import build_model_card, write_model_card
 from .model_folder import check_model_folder
 from .prompt import encode_prompt
-from .segments import WINDOW_MODES, Segment, WindowPlan, handoff_weights
+from .segments import Segment, WindowPlan, handoff_weights
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 

@@ -34,7 +34,6 @@ from ..models.blending import (
     span_weights,
 )
 
-WINDOW_MODES = ("shifted", "blended")
 
 Span = tuple[int, int]
 
