@@ -44,6 +44,7 @@ from pathlib import Path
 from accelerate.logging import get_logger
 
 from ..errors import SeteVSRError
+from ..train.config import load_dataclass_config, run_config_entry
 from .training import (
     PluginTrainConfig,
     check_config,
@@ -54,7 +55,6 @@ from .training import (
     run_metadata,
     weight_dtype,
 )
-from ..train.config import load_dataclass_config, run_config_entry
 
 logger = get_logger(__name__, log_level="INFO")
 
