@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-import sete_vsr.pipelines.pipeline as pipeline_module
+import sete_vsr.pipelines.segment_loop as segment_loop
 from sete_vsr.data.video_io import VideoReader, open_writer, write_video
 from sete_vsr.pipelines.components import sd21_random_components, tiny_components
 from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
@@ -173,10 +173,10 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
     # Warm-up: one U-Net window outside any timing.
     unet_floor(pipe, min(args.frames, pipe.unet.config.num_frames), (height, width), 1, device, StageTimer(device))
 
-    originals = {name: getattr(pipeline_module, name) for name in ("semantic_embeddings", "encode_lr_latents",
+    originals = {name: getattr(segment_loop, name) for name in ("semantic_embeddings", "encode_lr_latents",
                                                                    "color_correct", "bicubic_upsample")}
     stages = {"semantic_embeddings": "sam2", "encode_lr_latents": "vae_encode", "color_correct": "color_fix",
-              "bicubic_upsample": "color_fix"}  # the pipeline module calls bicubic_upsample for the colour fix only
+              "bicubic_upsample": "color_fix"}  # the segment loop calls bicubic_upsample for the colour fix only
     loop = {}
 
     def on_step_end(pipe, step, t, kwargs):
@@ -194,7 +194,7 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
         reader = TimedReader(clip, timer, dtype="float32")
         writer = TimedWriter(Path(tmp) / "out.mp4", timer)
         for name, stage in stages.items():
-            setattr(pipeline_module, name, timer.wrap(stage, originals[name]))
+            setattr(segment_loop, name, timer.wrap(stage, originals[name]))
         unet_forward = pipe.unet.forward
 
         def counted(sample, *a, **k):  # frames per U-Net evaluation, as the pipeline cut them
@@ -215,7 +215,7 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
             total = timer.clock() - start
         finally:
             for name, value in originals.items():
-                setattr(pipeline_module, name, value)
+                setattr(segment_loop, name, value)
             del pipe.unet.forward, pipe.vae._decode_frames, pipe.prepare_latents
 
     num_frames = reader.info.num_frames

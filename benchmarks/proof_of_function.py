@@ -275,7 +275,7 @@ def choose_steps(model: Path, val: Path, candidates: tuple[int, ...] = (1, 2)) -
     psnr = build_metric("psnr_y")
     scores = {}
     for steps in candidates:
-        frames = pipe(lr, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), output_type="np").frames
+        frames = pipe(lr, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
         scores[steps] = float(psnr.compute((frames * 255).round().astype(np.uint8), gt).mean())
         log(f"validation Y-PSNR with {steps} step(s): {scores[steps]:.3f} dB")
     return {"psnr_y": scores, "steps": max(scores, key=scores.get)}

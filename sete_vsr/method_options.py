@@ -183,7 +183,7 @@ class SeTeVSROptions(RuntimeOptions):
     """``sete-vsr``: a pipeline folder or Hub id (``model``, or ``checkpoint`` as for the baselines) and its call.
 
     ``dtype``; ``scheduler`` (default: the model's own); ``steps`` (default: the model's recorded setting, else 50);
-    the window, tile and decode sizes of the
+    ``prompt``, ``guidance_scale`` and ``strength`` (the pipeline's, default off); the window, tile and decode sizes of the
     pipeline's call (default: the pipeline's); ``color_fix``; ``seed`` of the noise, the same for every clip;
     ``cpu_offload`` (needs an accelerator).
     """
@@ -193,6 +193,9 @@ class SeTeVSROptions(RuntimeOptions):
     dtype: ModelDtype = "fp32"
     scheduler: SchedulerName | None = None
     steps: int | None = None
+    prompt: str | None = None
+    guidance_scale: float = 1.0
+    strength: float = 1.0
     window_length: int | None = None
     window_overlap: int | None = None
     tile_size: int | None = None

@@ -14,9 +14,11 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, Sam2Confi
 
 from sete_vsr import SeTeVSRPipeline
 from sete_vsr.cli import main
+from sete_vsr.data.video_io import VideoReader, write_video
 from sete_vsr.errors import SeteVSRError
 from sete_vsr.models.presets import tiny_autoencoder_kl, tiny_sam2_vision_config, tiny_unet2d
 from sete_vsr.pipelines.components import SD21_SCHEDULER_CONFIG
+from sete_vsr.pipelines.prompt import encode_prompt
 
 PROMPT_LENGTH = 8
 
@@ -115,7 +117,7 @@ def test_assembled_pipeline_runs_saves_and_reloads(hub, tmp_path):
     def run(pipeline, **kwargs):
         return pipeline(
             video, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np", **kwargs
-        ).frames
+        ).frames[0]
 
     expected = run(pipe, prompt="a photo")
     assert expected.shape == (2, 32, 32, 3)
@@ -178,3 +180,28 @@ def test_init_ablations(hub, tmp_path, capsys):
 
     assert main(["init", str(tmp_path / "c"), *sources, "--no-temporal-transformer", "--no-tsam"]) == 2
     assert "leaves stage 2 nothing to add" in capsys.readouterr().err
+
+
+def test_prompts_with_guidance_in_python_and_on_the_command_line(hub, tmp_path):
+    pipe = assemble(hub, temporal=True, keep_text_encoder=True)
+    pipe.set_progress_bar_config(disable=True)
+    video = np.random.RandomState(0).randint(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    guided = {"guidance_scale": 4.0, "num_inference_steps": 2, "output_type": "latent"}
+    by_text = pipe(video, prompt="a photo", negative_prompt="blur", generator=torch.Generator().manual_seed(0),
+                   **guided).frames[0]  # fmt: skip
+    embeds = {name: encode_prompt(pipe.text_encoder, pipe.tokenizer, text, "cpu")
+              for name, text in (("prompt_embeds", "a photo"), ("negative_prompt_embeds", "blur"))}  # fmt: skip
+    by_embeds = pipe(video, generator=torch.Generator().manual_seed(0), **embeds, **guided).frames[0]
+    torch.testing.assert_close(by_text, by_embeds, rtol=0, atol=0)
+    unguided = pipe(video, prompt="a photo", generator=torch.Generator().manual_seed(0),
+                    **{**guided, "guidance_scale": 1.0}).frames[0]  # fmt: skip
+    assert not torch.allclose(by_text, unguided)
+
+    pipe.save_pretrained(tmp_path / "model")
+    source = tmp_path / "in.mp4"
+    write_video(source, video, fps=10)
+    argv = ["upscale", str(source), "-o", str(tmp_path / "out.mp4"), "--model", str(tmp_path / "model"),
+            "--steps", "2", "--no-progress", "--prompt", "a photo", "--negative-prompt", "blur",
+            "--guidance-scale", "4", "--noise-level", "0.5"]  # fmt: skip
+    assert main(argv) == 0
+    assert VideoReader(tmp_path / "out.mp4").info.num_frames == 2

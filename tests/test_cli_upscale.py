@@ -78,7 +78,7 @@ def test_every_scheduler_samples(model, tmp_path, scheduler, monkeypatch):
     assert len(written) == 2 and all(np.isfinite(f).all() and f.std() > 0 for f in written)
 
 
-def test_window_mode_and_segment_length_reach_the_pipeline(model, tmp_path, monkeypatch):
+def test_window_sampling_and_guidance_options_reach_the_pipeline(model, tmp_path, monkeypatch):
     from sete_vsr import SeTeVSRPipeline
 
     seen = {}
@@ -87,9 +87,10 @@ def test_window_mode_and_segment_length_reach_the_pipeline(model, tmp_path, monk
     source = tmp_path / "in.mp4"
     write_video(source, frames(3), fps=25)
     argv = ["upscale", str(source), "-o", str(tmp_path / "out"), "--model", str(model), *STEPS,
-            "--window-mode", "shifted", "--segment-length", "1"]  # fmt: skip
+            "--window-mode", "shifted", "--segment-length", "1", "--guidance-scale", "2.5", "--noise-level", "0.5"]
     assert main(argv) == 0 and len(list((tmp_path / "out").iterdir())) == 3
     assert seen["window_mode"] == "shifted" and seen["segment_length"] == 1
+    assert seen["guidance_scale"] == 2.5 and seen["strength"] == 0.5 and seen["prompt"] is None
 
 
 def test_method_by_name(tmp_path):
@@ -134,6 +135,9 @@ def _bad_inputs(tmp_path: Path, model: Path) -> dict:
         "missing model": ([str(good), "-o", out, "--model", str(tmp_path / "no_model"), *STEPS], "not found"),
         "unwritable output": ([str(good), "-o", str(blocker / "out.mp4"), *tiny], "cannot write output"),
         "unknown output type": ([str(good), "-o", str(tmp_path / "out.gif"), *tiny], "unsupported output"),
+        "prompt without text encoder": ([str(good), "-o", out, *tiny, "--prompt", "a cat"], "no text encoder"),
+        "noise level out of range": ([str(good), "-o", out, *tiny, "--noise-level", "0"], "must be in (0, 1]"),
+        "negative prompt unguided": ([str(good), "-o", out, *tiny, "--negative-prompt", "blur"], "guidance_scale > 1"),
     }
 
 
@@ -149,6 +153,9 @@ def _bad_inputs(tmp_path: Path, model: Path) -> dict:
         "missing model",
         "unwritable output",
         "unknown output type",
+        "prompt without text encoder",
+        "noise level out of range",
+        "negative prompt unguided",
     ],
 )
 def test_bad_input_is_one_clear_line_and_no_output(model, tmp_path, capsys, case):

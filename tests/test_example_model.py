@@ -55,7 +55,7 @@ def test_the_committed_model_beats_bicubic_on_a_vid4_crop(pipe, crop):
 
     gt, lr = crop
     steps = pipe.config.assembled_from["inference"]["num_inference_steps"]
-    output = pipe(lr, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), output_type="np").frames
+    output = pipe(lr, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
     sr = (output * 255).round().astype(np.uint8)
     psnr = build_metric("psnr_y")
     ours, bicubic = psnr.compute(sr, gt).mean(), psnr.compute(BicubicUpsampler()(lr), gt).mean()

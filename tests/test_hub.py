@@ -30,7 +30,7 @@ def _upscale(pipe, frames):
     import torch
 
     pipe.set_progress_bar_config(disable=True)
-    return pipe(frames, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").frames
+    return pipe(frames, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
 
 
 def test_diffusion_pipeline_loads_a_saved_model_with_the_cards_snippet(saved):

@@ -38,32 +38,32 @@ def call(pipe: SeTeVSRPipeline, video, seed: int = 0, **kwargs):
 
 def test_output_types_are_4x_with_the_same_frame_count(pipe):
     video = lr_frames(3, 12, 16)
-    pt = call(pipe, video, output_type="pt").frames
+    pt = call(pipe, video, output_type="pt").frames[0]
     assert pt.shape == (3, 3, 48, 64) and pt.dtype == torch.float32
     assert 0 <= pt.min() and pt.max() <= 1
-    pil = call(pipe, video, output_type="pil").frames
+    pil = call(pipe, video, output_type="pil").frames[0]
     assert len(pil) == 3 and all(isinstance(im, PIL.Image.Image) and im.size == (64, 48) for im in pil)
     np.testing.assert_array_equal(np.asarray(pil[1]), (pt[1].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-    latents = call(pipe, video, output_type="latent").frames
+    latents = call(pipe, video, output_type="latent").frames[0]
     assert latents.shape == (3, 4, 6, 8)  # 4x12/8, 4x16/8
 
 
 def test_any_size_grayscale_rgba_and_16_bit(pipe):
     gray16 = np.random.RandomState(1).randint(0, 65536, (2, 10, 13), dtype=np.uint16)
-    out = call(pipe, gray16, output_type="np", num_inference_steps=1).frames
+    out = call(pipe, gray16, output_type="np", num_inference_steps=1).frames[0]
     assert out.shape == (2, 40, 52, 3) and out.dtype == np.float32
     alpha = np.full((9, 7, 1), 128, np.uint8)
     rgba = [PIL.Image.fromarray(np.concatenate([f, alpha], axis=-1), "RGBA") for f in lr_frames(2, 9, 7)]
-    assert call(pipe, rgba, output_type="np", num_inference_steps=1).frames.shape == (2, 36, 28, 3)
+    assert call(pipe, rgba, output_type="np", num_inference_steps=1).frames[0].shape == (2, 36, 28, 3)
     tensor = torch.from_numpy(lr_frames(2, 8, 8)).permute(0, 3, 1, 2).float() / 255  # (T, 3, H, W) in [0, 1]
-    assert call(pipe, tensor, output_type="pt", num_inference_steps=1).frames.shape == (2, 3, 32, 32)
+    assert call(pipe, tensor, output_type="pt", num_inference_steps=1).frames[0].shape == (2, 3, 32, 32)
 
 
 def test_seeded_calls_are_reproducible(pipe):
     video = lr_frames(2, 8, 8)
-    first = call(pipe, video, seed=3, output_type="latent").frames
-    assert torch.equal(first, call(pipe, video, seed=3, output_type="latent").frames)
-    assert not torch.equal(first, call(pipe, video, seed=4, output_type="latent").frames)
+    first = call(pipe, video, seed=3, output_type="latent").frames[0]
+    assert torch.equal(first, call(pipe, video, seed=3, output_type="latent").frames[0])
+    assert not torch.equal(first, call(pipe, video, seed=4, output_type="latent").frames[0])
 
 
 def test_save_load_round_trip_gives_identical_frames(pipe, tmp_path):
@@ -83,8 +83,8 @@ def test_save_load_round_trip_gives_identical_frames(pipe, tmp_path):
     loaded.set_progress_bar_config(disable=True)
     assert isinstance(loaded.scheduler, type(pipe.scheduler)) and loaded.text_encoder is None
     video = lr_frames(3, 8, 12)
-    expected = call(pipe, video, output_type="np").frames
-    np.testing.assert_array_equal(call(loaded, video, output_type="np").frames, expected)
+    expected = call(pipe, video, output_type="np").frames[0]
+    np.testing.assert_array_equal(call(loaded, video, output_type="np").frames[0], expected)
     with pytest.raises(SeteVSRError, match="safetensors only"):
         pipe.save_pretrained(tmp_path / "pickled", safe_serialization=False)
 
@@ -113,8 +113,8 @@ def test_push_to_hub_uploads_safetensors_and_the_model_card(pipe, monkeypatch):
 
 def test_video_that_fits_one_window_is_one_window(pipe):
     video = lr_frames(4, 8, 8)  # the tiny U-Net's window is 4 frames
-    default = call(pipe, video, output_type="latent").frames
-    assert torch.equal(default, call(pipe, video, output_type="latent", window_length=16, window_overlap=3).frames)
+    default = call(pipe, video, output_type="latent").frames[0]
+    assert torch.equal(default, call(pipe, video, output_type="latent", window_length=16, window_overlap=3).frames[0])
 
 
 def test_windows_blend_exactly_when_frames_are_independent():
@@ -122,8 +122,8 @@ def test_windows_blend_exactly_when_frames_are_independent():
     stage1 = tiny_pipeline(seed=0, temporal=False)
     stage1.set_progress_bar_config(disable=True)
     video = lr_frames(7, 8, 8)
-    single = call(stage1, video, output_type="latent", window_length=7).frames
-    windowed = call(stage1, video, output_type="latent", window_length=3, window_overlap=1).frames
+    single = call(stage1, video, output_type="latent", window_length=7).frames[0]
+    windowed = call(stage1, video, output_type="latent", window_length=3, window_overlap=1).frames[0]
     # Equal up to float rounding (kernels depend on the batch size), which DDPM's 1/sqrt(alpha_bar) amplifies at
     # high noise; a wrong blend weight would be off by the latents' own scale (about 1).
     torch.testing.assert_close(windowed, single, rtol=1e-3, atol=1e-3)
@@ -150,7 +150,7 @@ def test_no_seam_between_windows(pipe):
 
     def run(count: int, **kwargs) -> torch.Tensor:
         out = deterministic(video[:count], num_inference_steps=3, latents=noise[:count], output_type="latent", **kwargs)
-        return out.frames
+        return out.frames[0]
 
     # Windows [0, 6), [4, 10), [8, 14): transitions t -> t+1 touching an overlap are 3, 4, 5 and 7, 8, 9.
     blended = _frame_steps(run(frames, window_length=6, window_overlap=2))
@@ -179,7 +179,7 @@ def test_no_seam_between_segments(pipe):
     out = _deterministic(pipe)(
         video, num_inference_steps=3, latents=noise, output_type="latent", window_length=6, window_overlap=2,
         segment_length=2,
-    ).frames
+    ).frames[0]
     steps = _frame_steps(out)
     across = torch.tensor([5, 6, 7, 13, 14, 15, 21, 22, 23])
     inside = torch.tensor([i for i in range(frames - 1) if i not in across])
@@ -191,9 +191,9 @@ def test_the_first_segment_does_not_depend_on_what_follows(pipe):
     those of the video cut after that segment (DDPM, whose steps draw noise too)."""
     video = lr_frames(11, 8, 8)
     options = {"output_type": "latent", "window_length": 2, "window_overlap": 1, "segment_length": 4}
-    long = call(pipe, video, **options).frames
+    long = call(pipe, video, **options).frames[0]
     assert long.shape == (11, 4, 4, 4)
-    assert torch.equal(long[:3], call(pipe, video[:4], **options).frames[:3])  # frame 3 is shared with segment 2
+    assert torch.equal(long[:3], call(pipe, video[:4], **options).frames[0][:3])  # frame 3 is shared with segment 2
 
 
 def test_segments_are_invisible_when_frames_are_independent():
@@ -201,11 +201,11 @@ def test_segments_are_invisible_when_frames_are_independent():
     stage1 = _deterministic(tiny_pipeline(seed=0, temporal=False))
     video = lr_frames(9, 8, 8)
     noise = torch.randn(9, 4, 4, 4, generator=torch.Generator().manual_seed(1))
-    whole = stage1(video, num_inference_steps=3, latents=noise, output_type="latent", window_length=9).frames
+    whole = stage1(video, num_inference_steps=3, latents=noise, output_type="latent", window_length=9).frames[0]
     segmented = stage1(
         video, num_inference_steps=3, latents=noise, output_type="latent", window_length=3, window_overlap=1,
         segment_length=1,
-    ).frames
+    ).frames[0]
     torch.testing.assert_close(segmented, whole, rtol=1e-3, atol=1e-3)  # float rounding only (see above)
 
 
@@ -235,9 +235,9 @@ def test_frames_evaluated_and_held_per_segment(pipe, mode):
 
 def test_tiles(pipe):
     video = lr_frames(2, 32, 48)  # latents 16 x 24
-    whole = call(pipe, video, output_type="latent", tile_size=0).frames
-    assert torch.equal(whole, call(pipe, video, output_type="latent", tile_size=64).frames)  # one tile = untiled
-    tiled = call(pipe, video, output_type="latent", tile_size=8, tile_overlap=4).frames
+    whole = call(pipe, video, output_type="latent", tile_size=0).frames[0]
+    assert torch.equal(whole, call(pipe, video, output_type="latent", tile_size=64).frames[0])  # one tile = untiled
+    tiled = call(pipe, video, output_type="latent", tile_size=8, tile_overlap=4).frames[0]
     assert tiled.shape == whole.shape
     # Each tile's self-attention sees only the tile, so results differ, but stay close to the untiled result.
     assert (tiled - whole).abs().mean() <= 0.2 * whole.std()
@@ -245,8 +245,8 @@ def test_tiles(pipe):
 
 def test_tiled_decoding_matches_untiled_decoding(pipe):
     video = lr_frames(2, 32, 48)
-    untiled = call(pipe, video, output_type="pt", tile_size=0).frames
-    tiled = call(pipe, video, output_type="pt", tile_size=0, decode_tile_size=8, decode_tile_overlap=4).frames
+    untiled = call(pipe, video, output_type="pt", tile_size=0).frames[0]
+    tiled = call(pipe, video, output_type="pt", tile_size=0, decode_tile_size=8, decode_tile_overlap=4).frames[0]
     assert (tiled - untiled).abs().mean() <= 0.05
 
 
@@ -262,7 +262,7 @@ def test_colour_fix_in_the_pipeline(pipe):
     standard deviations (AdaIN) move onto the reference's, up to the clamping to [0, 1]."""
     video = (lr_frames(2, 8, 8) // 4 + 180).astype(np.uint8)  # bright: far from the random model's mid grey
     reference = bicubic_upsample(torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255, value_range=(0.0, 1.0))
-    plain = call(pipe, video, output_type="pt").frames
+    plain = call(pipe, video, output_type="pt").frames[0]
 
     def mean_error(frames):
         return (frames.mean(dim=(2, 3)) - reference.mean(dim=(2, 3))).abs().max().item()
@@ -271,8 +271,8 @@ def test_colour_fix_in_the_pipeline(pipe):
         return (frames.std(dim=(2, 3)) - reference.std(dim=(2, 3))).abs().max().item()
 
     assert mean_error(plain) > 0.2  # the tiny random model's colours are far off
-    wavelet = call(pipe, video, output_type="pt", color_fix="wavelet").frames
-    adain = call(pipe, video, output_type="pt", color_fix="adain").frames
+    wavelet = call(pipe, video, output_type="pt", color_fix="wavelet").frames[0]
+    adain = call(pipe, video, output_type="pt", color_fix="adain").frames[0]
     assert mean_error(wavelet) < 0.02 and mean_error(adain) < 0.02, (mean_error(wavelet), mean_error(adain))
     assert std_error(adain) < 0.03 < std_error(plain), (std_error(adain), std_error(plain))
 
@@ -281,8 +281,8 @@ def test_write_to_streams_frames_to_a_video(pipe, tmp_path):
     source = tmp_path / "in.mp4"
     write_video(source, lr_frames(5, 16, 24), fps=25)
     out = call(pipe, str(source), write_to=tmp_path / "out.mp4", decode_chunk_size=2)
-    assert out.frames is None and out.path == tmp_path / "out.mp4" and out.fps == 25
-    written = VideoReader(out.path)
+    assert out.frames is None and out.paths == [tmp_path / "out.mp4"] and out.fps == [25]
+    written = VideoReader(out.paths[0])
     assert (written.info.num_frames, written.info.height, written.info.width, written.info.fps) == (5, 64, 96, 25)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
 
@@ -363,10 +363,10 @@ def test_a_pipeline_without_seam_runs_and_ignores_the_semantics(tmp_path):
     assert no_seam.unet.semantic_tokenizer is None
     sam2_calls = []
     no_seam.semantic_encoder.register_forward_hook(lambda *args: sam2_calls.append(1))
-    expected = call(no_seam, lr_frames(3, 8, 12), output_type="np").frames
+    expected = call(no_seam, lr_frames(3, 8, 12), output_type="np").frames[0]
     assert not sam2_calls  # nothing attends to SAM2's tokens, so SAM2 does not run
     no_seam.save_pretrained(tmp_path / "model")
     loaded = SeTeVSRPipeline.from_pretrained(tmp_path / "model")
     loaded.set_progress_bar_config(disable=True)
     assert not loaded.unet.config.use_seam
-    np.testing.assert_array_equal(call(loaded, lr_frames(3, 8, 12), output_type="np").frames, expected)
+    np.testing.assert_array_equal(call(loaded, lr_frames(3, 8, 12), output_type="np").frames[0], expected)

@@ -376,7 +376,7 @@ def test_final_pipeline_loads_and_upscales_a_real_clip(vae_stage, frames):
     hr = torch.stack([torch.from_numpy(read_frame(p)[:64, :64]) for p in list_frames(frames / "walk")[:3]])
     lr = torch.nn.functional.avg_pool2d(hr.permute(0, 3, 1, 2).float(), 4).round().byte()
     generator = torch.Generator().manual_seed(0)
-    output = pipe(lr.permute(0, 2, 3, 1).numpy(), num_inference_steps=2, generator=generator, output_type="np").frames
+    output = pipe(lr.permute(0, 2, 3, 1).numpy(), num_inference_steps=2, generator=generator, output_type="np").frames[0]
     assert output.shape == (3, 64, 64, 3)
     assert output.min() >= 0 and output.max() <= 1
 
@@ -843,7 +843,7 @@ def test_a_lora_trains_saves_and_loads_into_a_fresh_pipeline(init_dir, frames, t
 
     def upscale(pipe) -> np.ndarray:
         pipe.set_progress_bar_config(disable=True)
-        return pipe(lr, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").frames
+        return pipe(lr, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").frames[0]
 
     loaded = SeTeVSRPipeline.from_pretrained(init_dir)
     loaded.load_lora_weights(out)

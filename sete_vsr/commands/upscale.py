@@ -39,6 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="denoising steps (default: the model's recorded setting, else 50)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default=None,
                         help="sampler, made from the model's scheduler config (default: the model's own)")
+    parser.add_argument("--prompt", help="text prompt (needs a model saved with its text encoder; default: the "
+                        "model's empty prompt, as in the paper)")
+    parser.add_argument("--negative-prompt", help="prompt guided away from, with --guidance-scale above 1")
+    parser.add_argument("--guidance-scale", type=float, default=1.0,
+                        help="classifier-free guidance weight; above 1 each window runs twice (default 1: off)")
+    parser.add_argument("--strength", "--noise-level", type=float, default=1.0, dest="strength",
+                        help="noise level sampling starts from, as a fraction of the schedule in (0, 1]: 1 starts from "
+                        "pure noise, lower values from the noised input and run only that share of the steps "
+                        "(default 1)")
     parser.add_argument("--window-length", type=int, help="frames denoised together (default: the model's)")
     parser.add_argument("--window-overlap", type=int, help="frames shared by consecutive windows (default L/4)")
     parser.add_argument("--window-mode", choices=WINDOW_MODES, default=WINDOW_MODES[0],
@@ -203,6 +212,10 @@ def _upscale_with_model(args: argparse.Namespace, pipe, reader, writer) -> None:
     generator = torch.Generator(pipe._execution_device).manual_seed(args.seed)
     pipe(
         reader,
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        guidance_scale=args.guidance_scale,
+        strength=args.strength,
         num_inference_steps=args.steps,
         window_length=args.window_length,
         window_overlap=args.window_overlap,

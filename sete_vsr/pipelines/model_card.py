@@ -128,7 +128,7 @@ def build_model_card(pipe, model: str = "MODEL") -> str:
         "```python",
         "from diffusers import DiffusionPipeline",
         f"pipe = DiffusionPipeline.from_pretrained({model!r}, trust_remote_code=True)",
-        'frames = pipe("input.mp4").frames',
+        'frames = pipe("input.mp4").frames[0]  # batch first: the first video\'s frames',
         "```",
         "",
         "```bash",

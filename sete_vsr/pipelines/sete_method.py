@@ -94,6 +94,9 @@ class SeTeVSRMethod(VSRMethod):
         self.seed = options.seed
         self.call_options = {
             "num_inference_steps": options.steps,
+            "prompt": options.prompt,
+            "guidance_scale": options.guidance_scale,
+            "strength": options.strength,
             "window_length": options.window_length,
             "window_overlap": options.window_overlap,
             "tile_size": options.tile_size,

@@ -39,7 +39,7 @@ def log_validation(
     with autocast:
         output = pipeline(
             lr, num_inference_steps=config.validation.num_inference_steps, generator=generator, output_type="np"
-        ).frames
+        ).frames[0]
     output = np.asarray(output)
     output = output if output.dtype == np.uint8 else (output.clip(0, 1) * 255).round().astype(np.uint8)
     output = output.reshape(gt.shape)
