@@ -268,3 +268,69 @@ def test_accelerate_launch_shares_a_folder_of_videos_between_two_processes(tmp_p
     summaries = [line for line in run.stdout.splitlines() if line.startswith("4 inputs -> ")]
     assert len(summaries) == 1 and "2 done, 1 skipped (output exists), 1 failed" in summaries[0]
     assert f"failed: {videos / 'broken.mp4'}: SeteVSRError: " in run.stdout
+
+
+FAIL_ON_PROCESS_1 = '''
+import sys
+
+from accelerate import PartialState
+
+import sete_vsr.pipelines.sete_method as sete_method
+from sete_vsr.cli import main
+
+load = sete_method.load_pipeline
+
+
+def load_but_not_on_process_1(*args, **kwargs):
+    if PartialState().process_index == 1:
+        raise PermissionError("[Errno 13] Permission denied: 'unet'")
+    return load(*args, **kwargs)
+
+
+sete_method.load_pipeline = load_but_not_on_process_1
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.slow
+def test_a_model_that_fails_to_load_on_one_process_stops_both_with_one_line(model, tmp_path):
+    """2 CPU processes, the model's load failing on process 1 only: neither waits for the other at the gather of the
+    results; both exit with status 2 and the same one-line error naming process 1 and its reason.
+
+    The processes are started the way torchrun starts them (rank, world size and rendezvous in the environment),
+    each with its own pipes: the launcher would stop the second process as soon as the first exits.
+    """
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    videos.mkdir()
+    for name in ("a", "b"):  # one for each process
+        write_video(videos / f"{name}.mp4", frames(3), fps=25)
+    script = tmp_path / "fail_on_process_1.py"
+    script.write_text(FAIL_ON_PROCESS_1)
+    command = [sys.executable, str(script), "upscale", str(videos), "-o", str(out), "--model", str(model),
+               "--device", "cpu", *STEPS]  # fmt: skip
+    expected = (
+        f"sete-vsr upscale: error: process 1 could not load the model {model}: "
+        "PermissionError: [Errno 13] Permission denied: 'unet'"
+    )
+    for _ in range(4):  # the start-up crash described in test_eval_multiprocess.py is launched again
+        port = str(_free_port())
+        runs = [_start_process(command, rank, port) for rank in (0, 1)]
+        try:
+            results = [run.communicate(timeout=120) for run in runs]
+        finally:  # a process still waiting for the other one (the hang this test guards against) is stopped
+            for run in runs:
+                run.kill()
+        if not any("terminate called without an active exception" in err for _, err in results):
+            break
+    for run, (_, err) in zip(runs, results):
+        assert run.returncode == 2, err[-3000:]
+        assert "Traceback" not in err and err.splitlines().count(expected) == 1, err[-3000:]
+    assert outputs(out) == []
+
+
+def _start_process(command: list[str], rank: int, port: str) -> subprocess.Popen:
+    """Process ``rank`` of 2 on this machine, as torchrun would start it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": port, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+           "LOCAL_WORLD_SIZE": "2"}  # fmt: skip
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

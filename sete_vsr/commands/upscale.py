@@ -12,7 +12,8 @@ files, ``-o`` is a folder: ``<stem>.mp4`` for each video, ``<name>`` (PNG frames
 ``accelerate launch`` (or ``torchrun``) the inputs are dealt out to the processes in turn, each on its own device
 (as ``sete-vsr eval`` does); an input whose output already exists is skipped, so a stopped run is finished by
 running it again. A failed input is reported with its reason and the others go on; the main process prints the
-summary (done, skipped, failed, seconds) and the command fails when an input did.
+summary (done, skipped, failed, seconds) and the command fails when an input did. A model (or method) that fails to
+load on one process stops every process with the same one-line error, naming that process and the reason.
 
 Frames are read and written streaming: a SeTe-VSR model keeps only latent-sized tensors per frame, a method by name
 keeps the LR frames and one chunk of its output. The output is a video (``.mp4``, ``.mkv``, ``.mov``, ``.m4v``: H.264,
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     share = jobs[rank::processes]  # dealt out in turn
     records = [{"input": str(source), "status": "skipped"} for source, output in share if output.exists()]
     todo = [(source, output) for source, output in share if not output.exists()]
-    upscale = _upscaler(args, device) if todo else None  # a process with nothing to do loads no model
+    upscale = _upscaler_on_every_process(args, device, state, needed=bool(todo))
     for source, output in todo:
         began = time.perf_counter()
         record = {"input": str(source), "status": "done"}
@@ -173,6 +174,38 @@ def _upscaler(args: argparse.Namespace, device: str | None):
             run_on(args, prepared, reader, writer)
         return writer.num_frames, reader.info, writer.path
 
+    return upscale
+
+
+def _upscaler_on_every_process(args: argparse.Namespace, device: str | None, state, needed: bool):
+    """The upscaler of :func:`_upscaler` (None where not ``needed``), once every process has loaded its own.
+
+    A process whose load failed would leave the others waiting forever at the gather of the results, so under
+    several processes (``state``) each one first tells the others whether its load worked, and all of them stop
+    together when one failed. A single process raises its own error.
+
+    Raises:
+        SeteVSRError: the load failed on some process: the same line on every process, naming the first that failed
+            and its reason.
+    """
+    from ..errors import SeteVSRError
+
+    upscale, failure = None, None
+    if needed:
+        try:
+            upscale = _upscaler(args, device)
+        except Exception as err:  # noqa: BLE001 - the other processes must hear of any failure before all stop
+            if state is None:
+                raise
+            failure = " ".join(f"{type(err).__name__}: {err}".split())  # one line
+    if state is not None:
+        from accelerate.utils import gather_object
+
+        failures = [(rank, reason) for rank, reason in enumerate(gather_object([failure])) if reason is not None]
+        if failures:
+            rank, reason = failures[0]
+            loaded = f"the model {args.model}" if args.model is not None else f"the method {args.method}"
+            raise SeteVSRError(f"process {rank} could not load {loaded}: {reason}")
     return upscale
 
 

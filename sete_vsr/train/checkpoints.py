@@ -2,7 +2,8 @@
 
 Both trainers (:mod:`sete_vsr.train.loop` and :mod:`sete_vsr.plugins.train_seem`) save with :func:`save_checkpoint`,
 which enforces ``checkpoints_total_limit``, and resume through :func:`find_resume_checkpoint`, which refuses a
-checkpoint written with other structural settings (``resume_keys``).
+checkpoint written with other structural settings (``resume_keys``). The trained component is gathered whole
+from every process (:func:`gather_trained_component`, FSDP shards included) before it is saved.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
@@ -113,7 +116,36 @@ def save_lora(unet, folder: Path) -> None:
     SeTeVSRPipeline.save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
 
 
-def save_trained_component(model, folder: Path, name: str, ema=None, trainable=None) -> None:
+def gather_trained_component(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module | None:
+    """The prepared ``model`` with all its weights, on the main process; ``None`` on the others.
+
+    Every process must call this: ``accelerator.get_state_dict`` is a collective, which under FSDP (with
+    ``FULL_STATE_DICT``) gathers the shards onto the main process. There the unwrapped module holds only its own
+    shard, so the gathered weights go into a fresh copy (:func:`fresh_copy`). Elsewhere (one process, DDP, DeepSpeed
+    ZeRO-2) the unwrapped module holds all its weights and is returned as it is.
+    """
+    state_dict = accelerator.get_state_dict(model)
+    if not accelerator.is_main_process:
+        return None
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return unwrapped
+    full = fresh_copy(unwrapped)
+    full.load_state_dict(state_dict)
+    return full
+
+
+def fresh_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A new module of ``model``'s class and config, with its LoRA adapters, on the CPU (weights to be loaded)."""
+    copy = type(model).from_config(model.config)
+    for adapter_name, adapter_config in getattr(model, "peft_config", {}).items():
+        copy.add_adapter(adapter_config, adapter_name=adapter_name)
+    return copy
+
+
+def save_trained_component(
+    model: torch.nn.Module, folder: Path, name: str, ema=None, trainable_names: Sequence[str] = ()
+) -> None:
     """The trained component in diffusers layout inside a checkpoint, as diffusers' training examples keep it.
 
     ``folder/name`` (``unet`` or ``vae``) loads with ``SeTeUNetModel.from_pretrained`` /
@@ -122,10 +154,11 @@ def save_trained_component(model, folder: Path, name: str, ema=None, trainable=N
     EMA, ``folder/<name>_ema`` holds the EMA weights.
 
     Args:
-        model: the unwrapped trained module.
+        model: the trained module with all its weights (:func:`gather_trained_component`).
         folder: the checkpoint folder.
         name: ``"unet"`` or ``"vae"``.
-        ema: the run's ``EMAModel`` of ``trainable`` (its parameters in ``model``), or None.
+        ema: the run's ``EMAModel`` of the trained parameters, or None.
+        trainable_names: the names in ``model`` of the parameters ``ema`` follows, in its order.
     """
 
     def write(target: Path) -> None:
@@ -136,9 +169,15 @@ def save_trained_component(model, folder: Path, name: str, ema=None, trainable=N
 
     write(folder / name)
     if ema is not None:
+        trainable = named_parameters(model, trainable_names)
         ema.store(trainable)
         ema.copy_to(trainable)
         try:
             write(folder / f"{name}_ema")
         finally:
             ema.restore(trainable)
+
+
+def named_parameters(model: torch.nn.Module, names: Sequence[str]) -> list[torch.nn.Parameter]:
+    """The parameters of ``model`` called ``names``, in that order."""
+    return [model.get_parameter(name) for name in names]

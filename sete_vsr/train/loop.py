@@ -44,6 +44,8 @@ from .checkpoints import (
     CONFIG_NAME,
     checkpoint_step,
     find_resume_checkpoint,
+    gather_trained_component,
+    named_parameters,
     save_checkpoint,
     save_lora,
     save_trained_component,
@@ -75,6 +77,7 @@ class Models:
     pipeline: Any  # SeTeVSRPipeline; its vae, unet and semantic_encoder are the modules in training
     model: torch.nn.Module  # the trained component (vae or unet), wrapped by accelerator.prepare
     trainable: list[torch.nn.Parameter]
+    trainable_names: list[str]  # of the trainable parameters in the unwrapped model, in the same order
     noise_scheduler: Any  # DDPMScheduler of the pipeline's scheduler config
     weight_dtype: torch.dtype  # of the frozen components
     lpips_net: torch.nn.Module | None  # VAE stage, when its weights are available
@@ -169,6 +172,8 @@ def load_models(config: TrainConfig, accelerator: Accelerator, train_dataset) ->
             trainable = [param for _, param in unet.stage_parameters(int(config.stage), config.only_new_modules)]
     for param in trainable:
         param.requires_grad_(True)
+    names = {param: name for name, param in model.named_parameters()}
+    trainable_names = [names[param] for param in trainable]
     for module in frozen:
         module.to(accelerator.device)
         if weight_dtype != torch.float32:
@@ -183,7 +188,7 @@ def load_models(config: TrainConfig, accelerator: Accelerator, train_dataset) ->
         ema = EMAModel(trainable, decay=config.ema_decay)
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
-    return Models(pipeline, model, trainable, noise_scheduler, weight_dtype, lpips_net, ema)
+    return Models(pipeline, model, trainable, trainable_names, noise_scheduler, weight_dtype, lpips_net, ema)
 
 
 def add_lora(unet, config: TrainConfig) -> list[torch.nn.Parameter]:
@@ -350,10 +355,10 @@ def train(
 
             if config.checkpointing_steps and global_step % config.checkpointing_steps == 0:
                 folder = save_checkpoint(accelerator, config, global_step)
+                trained = gather_trained_component(accelerator, models.model)  # on every process
                 if accelerator.is_main_process:
-                    trained = accelerator.unwrap_model(models.model)
                     name = "vae" if config.stage == "vae" else "unet"
-                    save_trained_component(trained, folder, name, models.ema, models.trainable)
+                    save_trained_component(trained, folder, name, models.ema, models.trainable_names)
             every = config.validation.every_n_steps
             periodic = every and global_step % every == 0 and global_step < config.max_train_steps  # last: at the end
             if inputs.validation_clip is not None and periodic and accelerator.is_main_process:
@@ -372,16 +377,16 @@ def save_pipeline(
 
     The trained component is saved in fp32; with EMA, the EMA of the trained tensors and the starting value of the
     frozen ones (the raw weights stay in the checkpoints). The frozen components come fresh from the starting
-    pipeline, in full precision.
+    pipeline, in full precision. Every process takes part in gathering the trained weights (FSDP shards them).
     """
     from ..pipelines.pipeline import SeTeVSRPipeline
 
     accelerator.wait_for_everyone()
+    trained = gather_trained_component(accelerator, models.model)
     if not accelerator.is_main_process:
         return
-    trained = accelerator.unwrap_model(models.model)
     if models.ema is not None:
-        models.ema.copy_to(models.trainable)
+        models.ema.copy_to(named_parameters(trained, models.trainable_names))
     replaced = {"vae": trained} if config.stage == "vae" else {"unet": trained}
     final = SeTeVSRPipeline.from_pretrained(config.pretrained_model, **replaced).to(accelerator.device)
     metrics = {}
