@@ -15,9 +15,12 @@ import torch
 from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 
+from sete_vsr.errors import SeteVSRError
 from sete_vsr.models.presets import tiny_sete_unet_options, tiny_unet2d
 from sete_vsr.models.unet import SeTeUNetModel
 from sete_vsr.train.checkpoints import gather_trained_component, save_trained_component
+from sete_vsr.train.config import TrainConfig
+from sete_vsr.train.loop import check_distribution
 
 UNET_FILE = "diffusion_pytorch_model.safetensors"
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -137,3 +140,11 @@ def test_one_process_gathers_and_saves_the_unwrapped_model_itself(accelerator, m
     assert gathered is accelerator.unwrap_model(prepared)
     save_trained_component(gathered, tmp_path, "unet")
     assert_same_tensors(load_file(tmp_path / "unet" / UNET_FILE), unet.state_dict())
+
+
+def test_ema_is_refused_under_fsdp_only():
+    with pytest.raises(SeteVSRError, match="use_ema is not supported under FSDP"):
+        check_distribution(TrainConfig(use_ema=True), DistributedType.FSDP)
+    for distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.DEEPSPEED):
+        check_distribution(TrainConfig(use_ema=True), distributed_type)
+    check_distribution(TrainConfig(use_ema=False), DistributedType.FSDP)

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from ..errors import SeteVSRError
@@ -127,6 +127,7 @@ def start_accelerator(config: TrainConfig) -> Accelerator:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     logger.info(accelerator.state, main_process_only=False)
+    check_distribution(config, accelerator.distributed_type)
     set_seed(config.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +135,13 @@ def start_accelerator(config: TrainConfig) -> Accelerator:
     if config.allow_tf32 and torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
     return accelerator
+
+
+def check_distribution(config: TrainConfig, distributed_type: DistributedType) -> None:
+    """Refuse, in one line, settings the run's distribution cannot follow: EMA under FSDP (each process would average
+    its own shard, which cannot be saved whole)."""
+    if config.use_ema and distributed_type == DistributedType.FSDP:
+        raise SeteVSRError("use_ema is not supported under FSDP; use DDP or DeepSpeed ZeRO-2 (configs/accelerate/)")
 
 
 def load_models(config: TrainConfig, accelerator: Accelerator, train_dataset) -> Models:
@@ -276,7 +284,9 @@ def training_step(
         average = accelerator.gather(loss.detach().repeat(config.train_batch_size)).mean().item()
         accelerator.backward(loss)
         if accelerator.sync_gradients:
-            accelerator.clip_grad_norm_(models.trainable, config.max_grad_norm)
+            # FSDP clips over all shards only when given the whole module's parameters (frozen ones have no grad)
+            sharded = accelerator.distributed_type == DistributedType.FSDP
+            accelerator.clip_grad_norm_(models.model.parameters() if sharded else models.trainable, config.max_grad_norm)
         optimisation.optimizer.step()
         optimisation.lr_scheduler.step()
         optimisation.optimizer.zero_grad()
@@ -284,9 +294,13 @@ def training_step(
 
 
 def validate(
-    config: TrainConfig, accelerator: Accelerator, models: Models, clip: dict[str, Any], step: int
+    config: TrainConfig, accelerator: Accelerator, models: Models, clip: dict[str, Any], step: int,
+    gathered: torch.nn.Module | None = None,
 ) -> dict[str, float]:
-    """Render the validation clip with the current (EMA, when enabled) weights, then go back to training."""
+    """Render the validation clip with the current (EMA, when enabled) weights, then go back to training.
+
+    ``gathered``: the trained component with all its weights (:func:`gather_trained_component`), when the prepared
+    one holds only a shard (FSDP)."""
     from ..pipelines.pipeline import SeTeVSRPipeline
 
     ema, trainable, pipeline = models.ema, models.trainable, models.pipeline
@@ -296,6 +310,8 @@ def validate(
     models.model.eval()
     try:
         components = {name: getattr(pipeline, name) for name in ("vae", "unet", "scheduler", "semantic_encoder")}
+        if gathered is not None:
+            components["vae" if config.stage == "vae" else "unet"] = gathered
         render = SeTeVSRPipeline(**components).to(accelerator.device)
         return log_validation(render, clip, config, accelerator, step, models.weight_dtype)
     finally:
@@ -361,8 +377,12 @@ def train(
                     save_trained_component(trained, folder, name, models.ema, models.trainable_names)
             every = config.validation.every_n_steps
             periodic = every and global_step % every == 0 and global_step < config.max_train_steps  # last: at the end
-            if inputs.validation_clip is not None and periodic and accelerator.is_main_process:
-                validate(config, accelerator, models, inputs.validation_clip, global_step)
+            if inputs.validation_clip is not None and periodic:
+                # under FSDP the render needs the whole weights, gathered by every process
+                sharded = accelerator.distributed_type == DistributedType.FSDP
+                gathered = gather_trained_component(accelerator, models.model) if sharded else None
+                if accelerator.is_main_process:
+                    validate(config, accelerator, models, inputs.validation_clip, global_step, gathered)
             if global_step >= config.max_train_steps:
                 break
     logger.info(f"trained to step {global_step}: {batches_seen} batches on this process in this run")
