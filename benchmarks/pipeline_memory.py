@@ -8,6 +8,11 @@ frames at a time (see ``sete_vsr.pipelines.segments``), so the ratio of the long
 near 1 (target <= 1.10).
 
     python benchmarks/pipeline_memory.py [--frames 16 1024] [--steps 1] [--clip PATH]
+    python benchmarks/pipeline_memory.py --downscale 4   # 160x68 -> 640x272: the clip is the output's size (CPU)
+    python benchmarks/pipeline_memory.py --downscale 4 --tile-size 0   # whole-frame latents: 1024 frames in minutes
+
+With ``--downscale 4`` the clip's frames are the x4 output's size and the LR input is made from them by the BI
+degradation (MATLAB bicubic x1/4), as for a ground-truth clip; on a CPU this is the size 1024 frames can be run at.
 
 Prints one line per run, then a JSON line last: rss (MiB) and seconds per frame count, ratio (longest / shortest),
 settings.
@@ -23,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import PIL.Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SETE_VSR_SHARED", ROOT.parent / "shared"))
@@ -41,16 +48,18 @@ def peak_rss_mib(argv: list[str]) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, time.perf_counter() - start  # ru_maxrss is in KiB on Linux
 
 
-def repeating_folder(clip: Path, folder: Path, count: int, distinct: int) -> Path:
-    """A folder of ``count`` PNG frames cycling through the first ``distinct`` frames of ``clip`` (links, not copies)."""
-    import PIL.Image
-
+def repeating_folder(clip: Path, folder: Path, count: int, distinct: int, downscale: int = 1) -> Path:
+    """A folder of ``count`` PNG frames cycling through the first ``distinct`` frames of ``clip`` (links, not copies),
+    each downscaled ``downscale`` times (MATLAB bicubic, the BI degradation) when above 1."""
+    from sete_vsr.data.degradations import bi_degrade
     from sete_vsr.data.video_io import VideoReader
 
     sources = folder / "distinct"
     if not sources.is_dir():
         sources.mkdir()
         for index, frame in enumerate(VideoReader(clip, max_frames=distinct)):
+            if downscale > 1:
+                frame = bi_degrade(frame[None], scale=downscale)[0]
             PIL.Image.fromarray(frame).save(sources / f"{index:08d}.png")
     files = sorted(sources.iterdir())
     target = folder / f"frames_{count}"
@@ -66,6 +75,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1, help="denoising steps (memory does not depend on them)")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="input video (640x272 by default)")
     parser.add_argument("--distinct", type=int, default=16, help="distinct frames the folders cycle through")
+    parser.add_argument("--downscale", type=int, default=1, choices=(1, 4),
+                        help="4: the clip is the x4 output's size (LR frames made by the BI degradation), so the "
+                        "LR is 160x68 for the default clip; 1 (default): the clip is the LR input")
+    parser.add_argument("--tile-size", type=int, default=None,
+                        help="latent tile size passed to upscale (default: the model's; 0: whole frames, which needs "
+                        "far fewer U-Net calls on a CPU and holds more per window)")
     args = parser.parse_args()
     if not args.clip.is_file():
         sys.exit(f"clip not found: {args.clip} (set SETE_VSR_SHARED or pass --clip)")
@@ -77,11 +92,14 @@ def main() -> None:
         subprocess.run([*cli, "init", str(model), "--preset", "tiny", "--random-weights"], check=True,
                        stdout=subprocess.DEVNULL)
         for count in args.frames:
-            frames = repeating_folder(args.clip, Path(tmp), count, args.distinct)
+            frames = repeating_folder(args.clip, Path(tmp), count, args.distinct, args.downscale)
             argv = [*cli, "upscale", str(frames), "-o", str(Path(tmp) / f"out_{count}.mp4"), "--model", str(model),
                     "--steps", str(args.steps), "--seed", "0", "--no-progress"]
+            if args.tile_size is not None:
+                argv += ["--tile-size", str(args.tile_size)]
             rss, seconds = peak_rss_mib(argv)
             results[count] = (rss, seconds)
+            width, height = PIL.Image.open(next(frames.iterdir())).size
             print(f"{count} frames: peak RSS {rss:.1f} MiB, {seconds:.1f} s", flush=True)
 
     short, long = min(args.frames), max(args.frames)
@@ -90,9 +108,10 @@ def main() -> None:
         "ratio": round(results[long][0] / results[short][0], 4),
         "seconds": {str(count): round(value[1], 1) for count, value in results.items()},
         "clip": args.clip.name,
-        "size": "640x272 -> 2560x1088",
+        "size": f"{width}x{height} -> {4 * width}x{4 * height}",
         "steps": args.steps,
-        "model": "tiny preset, random weights, default pipeline settings",
+        "model": "tiny preset, random weights, default pipeline settings"
+        + ("" if args.tile_size is None else f" but tile_size={args.tile_size}"),
         "unit": "MiB",
     }))
 

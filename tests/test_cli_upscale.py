@@ -87,9 +87,10 @@ def test_window_sampling_and_guidance_options_reach_the_pipeline(model, tmp_path
     source = tmp_path / "in.mp4"
     write_video(source, frames(3), fps=25)
     argv = ["upscale", str(source), "-o", str(tmp_path / "out"), "--model", str(model), *STEPS,
-            "--window-mode", "shifted", "--segment-length", "1", "--guidance-scale", "2.5", "--noise-level", "0.5"]
+            "--window-mode", "shifted", "--blended-steps", "1", "--segment-length", "1", "--guidance-scale", "2.5",
+            "--noise-level", "0.5"]
     assert main(argv) == 0 and len(list((tmp_path / "out").iterdir())) == 3
-    assert seen["window_mode"] == "shifted" and seen["segment_length"] == 1
+    assert seen["window_mode"] == "shifted" and seen["segment_length"] == 1 and seen["blended_steps"] == 1
     assert seen["guidance_scale"] == 2.5 and seen["strength"] == 0.5 and seen["prompt"] is None
 
 

@@ -186,6 +186,26 @@ def test_no_seam_between_segments(pipe):
     assert steps[across].max() <= 1.25 * steps[inside].max()
 
 
+def test_no_seam_with_shifted_windows_after_blended_first_steps(pipe):
+    """As :func:`test_no_seam_between_windows` for ``window_mode="shifted"``, whose boundaries move from step to step:
+    with its default first blended steps (2 of 10) the largest change between neighbouring frames stays near the
+    median one, as with blended windows; shifting from the first step leaves a seam."""
+    frames = 16
+    video = np.repeat(lr_frames(1, 16, 16), frames, axis=0)
+    noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)).expand(frames, -1, -1, -1)
+    options = {"num_inference_steps": 10, "latents": noise, "output_type": "latent", "window_length": 4,
+               "window_overlap": 1, "segment_length": 8}  # fmt: skip
+    deterministic = _deterministic(pipe)
+
+    def seam(**kwargs) -> float:
+        steps = _frame_steps(deterministic(video, **options, **kwargs).frames[0])
+        return float(steps.max() / steps.median())
+
+    blended = seam(window_mode="blended")
+    assert seam(window_mode="shifted") <= 1.25 * blended
+    assert seam(window_mode="shifted", blended_steps=0) >= 1.5 * blended
+
+
 def test_the_first_segment_does_not_depend_on_what_follows(pipe):
     """Segments run one after another and draw their noise in order: the first segment's frames of a long video are
     those of the video cut after that segment (DDPM, whose steps draw noise too)."""
@@ -223,7 +243,7 @@ def test_frames_evaluated_and_held_per_segment(pipe, mode):
     try:
         call(
             pipe, lr_frames(20, 8, 8), output_type="latent", window_mode=mode, window_length=4, window_overlap=1,
-            segment_length=2, callback_on_step_end=lambda p, i, t, kw: held.append(len(kw["latents"])) or {},
+            segment_length=2, blended_steps=0, callback_on_step_end=lambda p, i, t, kw: held.append(len(kw["latents"])) or {},
         )
     finally:
         hook.remove()

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-overlap", type=int, help="frames shared by consecutive windows (default L/4)")
     parser.add_argument("--window-mode", choices=WINDOW_MODES, default=WINDOW_MODES[0],
                         help="blended overlapping windows, or shifted non-overlapping ones (default blended)")
+    parser.add_argument("--blended-steps", type=int, default=None,
+                        help="with --window-mode shifted: first steps run blended (default a fifth of the steps)")
     parser.add_argument("--segment-length", type=int, default=None,
                         help="windows denoised together before they are written (bounds memory; default: the "
                         "pipeline's)")
@@ -253,6 +255,7 @@ def _upscale_with_model(args: argparse.Namespace, pipe, reader, writer) -> None:
         window_length=args.window_length,
         window_overlap=args.window_overlap,
         window_mode=args.window_mode,
+        blended_steps=args.blended_steps,
         **({} if args.segment_length is None else {"segment_length": args.segment_length}),
         tile_size=args.tile_size,
         tile_overlap=args.tile_overlap,

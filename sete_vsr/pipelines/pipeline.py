@@ -267,6 +267,7 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
         window_length: int,
         window_overlap: int,
         segment_length: int,
+        blended_steps: int | None,
         tiles: tuple[int | None, int],
         decode_chunks: tuple[int, int],
         decode_tiles: tuple[int | None, int],
@@ -285,6 +286,8 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
             raise SeteVSRError(f"window_mode must be one of {WINDOW_MODES}, got {window_mode!r}")
         if segment_length < 1:
             raise SeteVSRError(f"segment_length must be at least 1, got {segment_length}")
+        if blended_steps is not None and blended_steps < 0:
+            raise SeteVSRError(f"blended_steps must be at least 0, got {blended_steps}")
         if window_length < 1 or not 0 <= window_overlap < window_length:
             raise SeteVSRError(
                 f"window_overlap must be in [0, window_length), got window_length={window_length}, "
@@ -352,6 +355,7 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
         window_length: int | None = None,
         window_overlap: int | None = None,
         segment_length: int = 4,
+        blended_steps: int | None = None,
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         max_frames: int | None = None,
@@ -397,7 +401,7 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
             window_mode: ``"blended"`` (default): windows overlap by ``window_overlap`` frames and tiles by
                 ``tile_overlap`` pixels, and their predictions are blended at every step; ``"shifted"``: windows and
                 tiles do not overlap and their boundaries move by half a window (tile) on alternate steps, so each
-                frame is evaluated once per step (see the README for the seams this leaves with an untrained model).
+                frame is evaluated once per step, after ``blended_steps`` blended steps (see the README).
             window_length: frames denoised together; default the U-Net's ``config.num_frames``.
             window_overlap: frames shared by consecutive segments (and, in ``"blended"`` mode, by consecutive windows),
                 blended at every step; default ``window_length // 4``.
@@ -405,6 +409,8 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
                 starts, so memory holds one segment whatever the video's length. A segment brings
                 ``segment_length * (window_length - window_overlap)`` new frames (``segment_length * window_length``
                 in ``"shifted"`` mode); a shorter video is one segment.
+            blended_steps: in ``"shifted"`` mode, the first steps run with blended windows and tiles, which keeps the
+                first, noisiest steps from leaving seams; default a fifth of the steps (at least one).
             tile_size: latent tile side (output pixels / ``vae_scale_factor``); default the U-Net's ``sample_size``
                 (its training size); ``0`` denoises whole frames.
             tile_overlap: latent pixels shared by neighbouring tiles in ``"blended"`` mode; default ``tile_size // 4``.
@@ -484,6 +490,7 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
             window_length,
             window_overlap,
             segment_length,
+            blended_steps,
             (tile_size, tile_overlap),
             (decode_chunk_size, decode_chunk_overlap),
             (decode_tile_size, decode_tile_overlap),
@@ -511,7 +518,7 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
                     device,
                 )  # fmt: skip
                 settings = CallSettings(
-                    sampling, text, window_mode, window_length, window_overlap, segment_length,
+                    sampling, text, window_mode, window_length, window_overlap, segment_length, blended_steps,
                     (tile_size, tile_overlap), (decode_chunk_size, decode_chunk_overlap, decode_tile_size,
                                                 decode_tile_overlap),
                     color_fix, output_type, callback_on_step_end, tuple(callback_on_step_end_tensor_inputs),

@@ -42,7 +42,7 @@ from ..models.blending import BlendAccumulator
 from ..models.lr_inputs import SCALE, bicubic_upsample, encode_lr_latents, semantic_embeddings
 from .color import color_correct
 from .sampling import Sampling
-from .segments import Segment, WindowPlan, handoff_weights
+from .segments import Segment, WindowPlan, default_blended_steps, handoff_weights
 from .video_batch import batched, collect, pad_frames, to_tensor
 
 
@@ -58,6 +58,7 @@ class CallSettings:
         window_length: frames denoised together.
         window_overlap: frames shared by consecutive windows and segments.
         segment_length: windows of new frames per segment.
+        blended_steps: ``"shifted"`` mode: first steps run with blended windows; ``None``: a fifth of the steps.
         tiles: latent ``(tile_size or None, tile_overlap)``.
         decode: ``(chunk_size, chunk_overlap, tile_size or None, tile_overlap)`` of the VAE decoder.
         color_fix: ``None``, ``"wavelet"`` or ``"adain"``.
@@ -72,6 +73,7 @@ class CallSettings:
     window_length: int
     window_overlap: int
     segment_length: int
+    blended_steps: int | None
     tiles: tuple[int | None, int]
     decode: tuple[int, int, int | None, int]
     color_fix: str | None
@@ -303,9 +305,11 @@ class SegmentedSampling:
         device = self._execution_device
         height, width = self.latent_size(reader.info.height, reader.info.width)
         tile_size, tile_overlap = settings.tiles
+        steps = len(settings.sampling.set_timesteps(self.scheduler, device))
+        blended_steps = default_blended_steps(steps) if settings.blended_steps is None else settings.blended_steps
         plan = WindowPlan(
             settings.window_mode, height, width, settings.window_length, settings.window_overlap, tile_size,
-            tile_overlap, multiple=2**self.unet.num_upsamplers,
+            tile_overlap, multiple=2**self.unet.num_upsamplers, blended_steps=blended_steps,
         )  # fmt: skip
         tiles = plan.tiles()
         tile_index = {tile: i for i, tile in enumerate(tiles)}
@@ -318,7 +322,6 @@ class SegmentedSampling:
         collected, held, num_frames = [], None, 0
         total_steps = None
         if reader.info.num_frames is not None:
-            steps = len(settings.sampling.set_timesteps(self.scheduler, device))
             total_steps = -(-reader.info.num_frames // new_per_segment) * steps
 
         def emit(segment_latents: torch.Tensor, decode_context: torch.Tensor) -> None:
