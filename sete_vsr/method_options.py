@@ -14,13 +14,14 @@ from dataclasses import dataclass, fields
 from typing import Literal
 
 from .errors import SeteVSRError
-from .options import COLOR_FIXES, DTYPES, SCHEDULERS
+from .options import COLOR_FIXES, DTYPES, SCHEDULERS, WINDOW_MODES
 
 RUNTIME_OPTIONS = ("device", "progress")
 WindowPadding = Literal["reflection_circle", "reflection", "replicate", "circle"]
 ModelDtype = Literal[tuple(DTYPES)]
 ColorFix = Literal[("none", *COLOR_FIXES)]
 SchedulerName = Literal[SCHEDULERS]
+WindowMode = Literal[WINDOW_MODES]
 
 
 def _at_least(owner: str, **values: int) -> None:
@@ -183,7 +184,8 @@ class SeTeVSROptions(RuntimeOptions):
     """``sete-vsr``: a pipeline folder or Hub id (``model``, or ``checkpoint`` as for the baselines) and its call.
 
     ``dtype``; ``scheduler`` (default: the model's own); ``steps`` (default: the model's recorded setting, else 50);
-    ``prompt``, ``guidance_scale`` and ``strength`` (the pipeline's, default off); the window, tile and decode sizes of the
+    ``prompt``, ``guidance_scale`` and ``strength`` (the pipeline's, default off); ``window_mode`` and
+    ``blended_steps``; the window, tile and decode sizes of the
     pipeline's call (default: the pipeline's); ``color_fix``; ``seed`` of the noise, the same for every clip;
     ``cpu_offload`` (needs an accelerator).
     """
@@ -196,6 +198,8 @@ class SeTeVSROptions(RuntimeOptions):
     prompt: str | None = None
     guidance_scale: float = 1.0
     strength: float = 1.0
+    window_mode: WindowMode = "blended"
+    blended_steps: int | None = None
     window_length: int | None = None
     window_overlap: int | None = None
     tile_size: int | None = None

@@ -97,6 +97,8 @@ class SeTeVSRMethod(VSRMethod):
             "prompt": options.prompt,
             "guidance_scale": options.guidance_scale,
             "strength": options.strength,
+            "window_mode": options.window_mode,
+            "blended_steps": options.blended_steps,
             "window_length": options.window_length,
             "window_overlap": options.window_overlap,
             "tile_size": options.tile_size,
