@@ -333,8 +333,8 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
             negative_prompt_embeds = encode_prompt(self.text_encoder, self.tokenizer, negative_prompt, device)
         if guided:
             empty = self.unet.empty_prompt_embeds
-            pair = [empty if e is None else e.to(empty.device) for e in (negative_prompt_embeds, prompt_embeds)]
-            prompt_embeds = torch.cat(pair)
+            pair = (negative_prompt_embeds, prompt_embeds)
+            prompt_embeds = torch.cat([empty if e is None else e.to(empty.device, empty.dtype) for e in pair])
         return None if prompt_embeds is None else prompt_embeds.to(device, self.unet.dtype)
 
     @torch.no_grad()
