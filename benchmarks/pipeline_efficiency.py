@@ -22,9 +22,14 @@ window length, whole latent frames (the default sizes fit one tile), as many tim
 ``ratio_measured`` is the pipeline's time over the floor's at the ``--steps`` run. The one-off costs (all stages
 but ``unet`` and ``denoise_other``) are paid once per video, so the ratio falls with the number of steps; a CPU cannot
 run 50 steps of the full configuration in minutes, so ``ratio`` is the pipeline's default of 50 steps projected from
-the measured per-step and one-off seconds: (one-off + 50 per-step) / (50 floor-per-step).
+the measured per-step and one-off seconds. The default ``"shifted"`` window mode runs its first steps (a fifth) with
+blended, overlapping windows and the rest with shifted ones, which cost less: the default ``--steps 2`` runs one of
+each (``default_blended_steps(2) == 1``), their seconds are kept apart by step, and the projection is
+(one-off + 10 blended + 40 shifted) / (50 floor-per-step), as 50 steps run. The default 64 frames are one segment of
+the default 8 windows of 8 frames: a longer video adds segments of the same size, each with 2 frames shared with the
+previous one (about 3% more U-Net work in shifted steps).
 
-    python benchmarks/pipeline_efficiency.py [--presets tiny sd21] [--frames 14] [--size 64 64] [--steps 1]
+    python benchmarks/pipeline_efficiency.py [--presets tiny sd21] [--frames 64] [--size 64 64] [--steps 2]
 
 Prints a line per preset, then a JSON line last: ``ratio`` and ``breakdown`` of the full configuration (seconds per
 output frame per step, at 50 steps), and every preset's figures under ``presets``.
@@ -49,6 +54,7 @@ import sete_vsr.pipelines.segment_loop as segment_loop
 from sete_vsr.data.video_io import VideoReader, open_writer, write_video
 from sete_vsr.pipelines.components import sd21_random_components, tiny_components
 from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
+from sete_vsr.pipelines.segments import default_blended_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SETE_VSR_SHARED", ROOT.parent / "shared"))
@@ -177,17 +183,25 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
                                                                    "color_correct", "bicubic_upsample")}
     stages = {"semantic_embeddings": "sam2", "encode_lr_latents": "vae_encode", "color_correct": "color_fix",
               "bicubic_upsample": "color_fix"}  # the segment loop calls bicubic_upsample for the colour fix only
-    loop = {}
+    # Per step index (over all segments): seconds of the denoising loop and of its U-Net calls, frames evaluated.
+    loop_seconds, unet_seconds, step_frames = [0.0] * steps, [0.0] * steps, [0] * steps
+    since = {}
+
+    def mark() -> None:
+        timer.sync()
+        since.update(clock=timer.clock(), unet=timer.seconds["unet"], frames=sum(evaluated))
 
     def on_step_end(pipe, step, t, kwargs):
         timer.sync()
-        loop["end"] = timer.clock()
+        loop_seconds[step] += timer.clock() - since["clock"]
+        unet_seconds[step] += timer.seconds["unet"] - since["unet"]
+        step_frames[step] += sum(evaluated) - since["frames"]
+        mark()
         return {}
 
-    def prepare_latents(*a, **k):
+    def prepare_latents(*a, **k):  # a segment's denoising loop starts after its noise is drawn
         latents = SeTeVSRPipeline.prepare_latents(pipe, *a, **k)
-        timer.sync()
-        loop["start"] = timer.clock()
+        mark()
         return latents
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,31 +236,46 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
     floor = unet_floor(pipe, num_frames, (height, width), steps, device, timer)
     seconds = dict(timer.seconds)
     seconds.pop("floor")
-    seconds["denoise_other"] = loop["end"] - loop["start"] - seconds["unet"]
+    seconds["denoise_other"] = sum(loop_seconds) - seconds["unet"]
     seconds["other"] = total - sum(seconds.values())
     one_off = sum(seconds.get(stage, 0.0) for stage in ONE_OFF)
-    per_step = (seconds["unet"] + seconds["denoise_other"]) / steps
     floor_per_step = floor / steps
 
-    def ratio(at_steps: int, without: float = 0.0) -> float:
-        return (one_off - without + at_steps * per_step) / (at_steps * floor_per_step)
+    # 50 steps as the pipeline runs them: blended first, then shifted; each kind's seconds per step as measured.
+    blended_run = min(default_blended_steps(steps), steps)
+    blended_50 = default_blended_steps(DEFAULT_STEPS) if blended_run < steps else DEFAULT_STEPS
+    kinds = {"blended": range(blended_run), "shifted": range(blended_run, steps)}
+    per_step = {kind: [sum(values[i] for i in kind_steps) / max(len(kind_steps), 1) for values in
+                       (loop_seconds, unet_seconds, step_frames)] for kind, kind_steps in kinds.items()}
+    steps_50 = {"blended": blended_50, "shifted": DEFAULT_STEPS - blended_50}
+
+    def projected(index: int) -> float:  # total over 50 steps of loop seconds (0), U-Net seconds (1) or frames (2)
+        return sum(steps_50[kind] * per_step[kind][index] for kind in kinds)
+
+    def ratio(without: float = 0.0) -> float:
+        return (one_off - without + projected(0)) / (DEFAULT_STEPS * floor_per_step)
 
     window, overlap = pipe.unet.config.num_frames, pipe.unet.config.num_frames // 4
+    per_frame_step = DEFAULT_STEPS * num_frames
     result = {
-        "ratio": round(ratio(DEFAULT_STEPS), 3),
-        "ratio_without_color_fix": round(ratio(DEFAULT_STEPS, seconds.get("color_fix", 0.0)), 3),
+        "ratio": round(ratio(), 3),
+        "ratio_without_color_fix": round(ratio(seconds.get("color_fix", 0.0)), 3),
         "ratio_measured": round(total / floor, 3),
         "steps_run": steps,
+        "steps_at_50": steps_50,
         # Seconds per output frame per step at 50 steps: one-off costs spread over 50 steps.
         "breakdown": {
-            stage: round(value / num_frames / (steps if stage in ("unet", "denoise_other") else DEFAULT_STEPS), 6)
-            for stage, value in sorted(seconds.items())
+            **{stage: round(value / per_frame_step, 6) for stage, value in sorted(seconds.items())},
+            "unet": round(projected(1) / per_frame_step, 6),
+            "denoise_other": round((projected(0) - projected(1)) / per_frame_step, 6),
         },
         "floor_s_per_frame_step": round(floor_per_step / num_frames, 6),
         "seconds": {**{stage: round(value, 3) for stage, value in sorted(seconds.items())},
                     "total": round(total, 3), "floor": round(floor, 3)},
-        "unet_windows": len(evaluated) // steps,
-        "unet_frames_per_output_frame": round(sum(evaluated) / steps / num_frames, 3),
+        "seconds_by_step": {"loop": [round(v, 3) for v in loop_seconds], "unet": [round(v, 3) for v in unet_seconds]},
+        "unet_frames_per_output_frame": {kind: round(per_step[kind][2] / num_frames, 3) for kind in kinds
+                                         if kinds[kind]},
+        "unet_frames_per_output_frame_at_50": round(projected(2) / per_frame_step, 3),
         "frames": num_frames,
         "lr_size": list(args.size),
         "latent": [height, width],
@@ -261,9 +290,11 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", choices=("tiny", "sd21"), default=["tiny", "sd21"])
-    parser.add_argument("--frames", type=int, default=14, help="frames (default 14: two 8-frame windows)")
+    parser.add_argument("--frames", type=int, default=64,
+                        help="frames (default 64: one segment of the full configuration's default 8 windows of 8)")
     parser.add_argument("--size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"), help="LR crop size")
-    parser.add_argument("--steps", type=int, default=1, help="denoising steps run (default 1)")
+    parser.add_argument("--steps", type=int, default=2,
+                        help="denoising steps run (default 2: one blended and one shifted step; 1 runs blended only)")
     parser.add_argument("--color-fix", default="wavelet", help="colour fix measured (default wavelet)")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="input video")
     parser.add_argument("--device", default="cpu")

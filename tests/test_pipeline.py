@@ -206,14 +206,20 @@ def test_no_seam_with_shifted_windows_after_blended_first_steps(pipe):
     assert seam(window_mode="shifted", blended_steps=0) >= 1.5 * blended
 
 
-def test_the_first_segment_does_not_depend_on_what_follows(pipe):
+@pytest.mark.parametrize(("mode", "first"), [("blended", 4), ("shifted", 8)])
+def test_the_first_segment_does_not_depend_on_what_follows(pipe, mode, first):
     """Segments run one after another and draw their noise in order: the first segment's frames of a long video are
-    those of the video cut after that segment (DDPM, whose steps draw noise too)."""
+    those of the video cut after that segment (DDPM, whose steps draw noise too). Segments of 4 windows of 2 frames
+    bring 4 new frames (windows overlapping by 1) or 8 (shifted, no overlap)."""
     video = lr_frames(11, 8, 8)
-    options = {"output_type": "latent", "window_length": 2, "window_overlap": 1, "segment_length": 4}
+    options = {"output_type": "latent", "window_mode": mode, "window_length": 2, "window_overlap": 1,
+               "segment_length": 4}
     long = call(pipe, video, **options).frames[0]
     assert long.shape == (11, 4, 4, 4)
-    assert torch.equal(long[:3], call(pipe, video[:4], **options).frames[0][:3])  # frame 3 is shared with segment 2
+    cut = call(pipe, video[:first], **options).frames[0]
+    # The segment's last frame is shared with the next segment, which changes it.
+    assert torch.equal(long[: first - 1], cut[: first - 1])
+    assert not torch.equal(long[first - 1], cut[first - 1])
 
 
 def test_segments_are_invisible_when_frames_are_independent():

@@ -351,10 +351,10 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
         timesteps: list[int] | None = None,
         sigmas: list[float] | None = None,
         strength: float = 1.0,
-        window_mode: str = "blended",
+        window_mode: str = "shifted",
         window_length: int | None = None,
         window_overlap: int | None = None,
-        segment_length: int = 4,
+        segment_length: int = 8,
         blended_steps: int | None = None,
         tile_size: int | None = None,
         tile_overlap: int | None = None,
@@ -398,22 +398,22 @@ class SeTeVSRPipeline(SegmentedSampling, DiffusionPipeline, StableDiffusionLoraL
             strength: the noise level sampling starts from, as a fraction of the schedule in (0, 1]: ``1`` (default)
                 starts from pure noise; lower values start from the LR latents noised to that level and run only the
                 last ``strength`` of the steps (see :mod:`sete_vsr.pipelines.sampling`).
-            window_mode: ``"blended"`` (default): windows overlap by ``window_overlap`` frames and tiles by
-                ``tile_overlap`` pixels, and their predictions are blended at every step; ``"shifted"``: windows and
-                tiles do not overlap and their boundaries move by half a window (tile) on alternate steps, so each
-                frame is evaluated once per step, after ``blended_steps`` blended steps (see the README).
+            window_mode: ``"shifted"`` (default): after ``blended_steps`` blended steps, windows and tiles do not
+                overlap and their boundaries move by half a window (tile) on alternate steps, so each frame is
+                evaluated once per step; ``"blended"``: windows overlap by ``window_overlap`` frames and tiles by
+                ``tile_overlap`` pixels at every step, and their predictions are blended (see the README).
             window_length: frames denoised together; default the U-Net's ``config.num_frames``.
             window_overlap: frames shared by consecutive segments (and, in ``"blended"`` mode, by consecutive windows),
                 blended at every step; default ``window_length // 4``.
-            segment_length: windows of new frames per segment: each segment runs all denoising steps before the next
-                starts, so memory holds one segment whatever the video's length. A segment brings
+            segment_length: windows of new frames per segment (default 8): each segment runs all denoising steps
+                before the next starts, so memory holds one segment whatever the video's length. A segment brings
                 ``segment_length * (window_length - window_overlap)`` new frames (``segment_length * window_length``
                 in ``"shifted"`` mode); a shorter video is one segment.
             blended_steps: in ``"shifted"`` mode, the first steps run with blended windows and tiles, which keeps the
                 first, noisiest steps from leaving seams; default a fifth of the steps (at least one).
             tile_size: latent tile side (output pixels / ``vae_scale_factor``); default the U-Net's ``sample_size``
                 (its training size); ``0`` denoises whole frames.
-            tile_overlap: latent pixels shared by neighbouring tiles in ``"blended"`` mode; default ``tile_size // 4``.
+            tile_overlap: latent pixels shared by neighbouring tiles in blended steps; default ``tile_size // 4``.
             max_frames: process only the first frames of each input.
             decode_chunk_size: frames decoded together by the temporal VAE (also the VAE encoder's batch); default
                 ``window_length``. Lower it to save memory.

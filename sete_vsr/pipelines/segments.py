@@ -10,9 +10,9 @@ emitted once, from the later segment.
 
 Inside a segment the latents `(n, C, h, w)` are cut into windows x tiles per step by a :class:`WindowPlan`:
 
-* ``"blended"`` (the default): windows overlapping by ``window_overlap`` frames and tiles overlapping by
+* ``"blended"``: windows overlapping by ``window_overlap`` frames and tiles overlapping by
   ``tile_overlap``, their predictions blended at every step (:func:`~sete_vsr.models.blending.plan_regions`);
-* ``"shifted"``: windows and tiles that do not overlap and whose boundaries move by half a window (tile) on alternate
+* ``"shifted"`` (the default): windows and tiles that do not overlap and whose boundaries move by half a window (tile) on alternate
   steps (:func:`~sete_vsr.models.blending.plan_shifted_regions`): every frame is evaluated once per step, every
   boundary of one step lies inside a window at the next. The first steps (a fifth by default,
   :func:`default_blended_steps`) use the blended windows and tiles: without them the first, noisiest steps' boundaries
