@@ -4,9 +4,13 @@ The full SD 2.1-base configuration (SAM2.1 Hiera-tiny, random weights built in c
 frames of 320x180 to 1280x720 at the pipeline's default windows, tiles and decoding chunks, once per dtype (bf16,
 fp16) and attention backend (PyTorch SDPA, and xformers when installed), for ``--steps`` denoising steps. Timestamps
 at the start and end of the denoising loop and after every step split the run into the conditioning pass, the steps
-and decoding; the seconds per frame per denoising step are the median step after the first, and 50- and 20-step
-runs are extrapolated as conditioning + N steps + decoding. Peak device memory is ``torch.cuda.max_memory_allocated``
-over each run.
+and decoding. The default ``"shifted"`` window mode runs its first fifth of the steps with blended, overlapping
+windows and tiles, which cost more: the run makes its first two steps blended (``blended_steps=2``; the first one also
+warms up) and the rest shifted, the second step gives a blended step's seconds and the median of the rest a shifted
+step's, and 50- and 20-step runs are extrapolated as the pipeline runs them: conditioning + 10 (4) blended + 40 (16)
+shifted steps + decoding. Peak device memory is ``torch.cuda.max_memory_allocated`` over each run. Memory against
+length: the same bf16 pipeline, one step, on 16 and on 144 frames (more than two segments of the default 8 windows of
+8 frames): the peaks should be equal, as the pipeline holds one segment at a time.
 
 Then one stage-1 and one stage-2 training step at the paper's settings (batch 3, 512 HR crops, stage 2 on clips of 5
 frames, gradient checkpointing, bf16 mixed precision, Adam), through the training loop's own pieces: the models set up
@@ -20,7 +24,7 @@ optimizer's state allocation), peak memory over both.
 
 Prints a line per measurement, then a JSON line last: ``inference`` (per dtype and attention backend: seconds per
 frame per step, extrapolated seconds per frame at 50 and 20 steps, conditioning and decoding seconds, peak memory),
-``training`` (per stage: step seconds, peak memory) and the device. Memory is in GiB: the device's peak allocation on
+``memory_vs_length`` (peak memory per frame count and their ratio), ``training`` (per stage: step seconds, peak memory) and the device. Memory is in GiB: the device's peak allocation on
 CUDA, the process's peak resident set size on a CPU (which only grows, so later figures include earlier peaks).
 """
 
@@ -39,6 +43,7 @@ from diffusers.utils import logging as diffusers_logging
 
 from sete_vsr.pipelines.components import sd21_random_components, tiny_components
 from sete_vsr.pipelines.pipeline import SeTeVSRPipeline
+from sete_vsr.pipelines.segments import default_blended_steps
 
 GIB = 2**30
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -99,24 +104,33 @@ def time_inference(pipe: SeTeVSRPipeline, frames: np.ndarray, steps: int, device
         return latents
 
     pipe.prepare_latents = prepare_latents
+    blended_run = max(1, min(2, steps - 1))  # two blended steps when there are shifted ones after them
     reset_peak(device)
     sync(device)
     start = time.perf_counter()
     try:
         pipe(frames, num_inference_steps=steps, generator=torch.Generator(device).manual_seed(0), write_to=Discard(),
-             callback_on_step_end=on_step_end)
+             callback_on_step_end=on_step_end, blended_steps=blended_run)
     finally:
         del pipe.prepare_latents
     sync(device)
     end = time.perf_counter()
     count = len(frames)
     step_times = np.diff(marks)
-    step = statistics.median(step_times[1:] if len(step_times) > 1 else step_times)
+    blended = float(step_times[blended_run - 1])
+    shifted = statistics.median(step_times[blended_run:]) if steps > blended_run else blended
     conditioning, decoding = marks[0] - start, end - marks[-1]
+
+    def per_frame(num_steps: int) -> float:  # seconds per frame of a run of num_steps at the default blended steps
+        blended_steps = default_blended_steps(num_steps)
+        return (conditioning + blended_steps * blended + (num_steps - blended_steps) * shifted + decoding) / count
+
     return {
-        "s_per_frame_step": step / count,
-        "s_per_frame_50_steps": (conditioning + 50 * step + decoding) / count,
-        "s_per_frame_20_steps": (conditioning + 20 * step + decoding) / count,
+        "s_per_frame_step": (per_frame(50) * count - conditioning - decoding) / 50 / count,
+        "s_per_frame_step_blended": blended / count,
+        "s_per_frame_step_shifted": shifted / count,
+        "s_per_frame_50_steps": per_frame(50),
+        "s_per_frame_20_steps": per_frame(20),
         "first_step_s": float(step_times[0]),
         "conditioning_s": conditioning,
         "decoding_s": decoding,
@@ -220,6 +234,14 @@ def main() -> None:
             inference[dtype_name][backend] = result
             print(f"inference {dtype_name} {backend}: {result['s_per_frame_step']:.4f} s/frame/step, "
                   f"peak {result['peak_memory_gib']:.2f} GiB", flush=True)
+    pipe.to(dtype=torch.bfloat16)
+    lengths = (2, 6) if args.smoke else (16, 144)
+    memory = {}
+    for length in lengths:
+        video = np.resize(frames, (length, *frames.shape[1:]))  # the frames repeated
+        memory[str(length)] = time_inference(pipe, video, 1, device)["peak_memory_gib"]
+    memory_vs_length = {"peak_memory_gib": memory, "ratio": memory[str(lengths[1])] / memory[str(lengths[0])]}
+    print(f"memory against length (bf16, 1 step): {memory}", flush=True)
     del pipe
 
     training = {}
@@ -231,6 +253,8 @@ def main() -> None:
     print(json.dumps({
         "inference": {dtype: {backend: rounded(figures) for backend, figures in by_backend.items()}
                       for dtype, by_backend in inference.items()},
+        "memory_vs_length": {"peak_memory_gib": rounded(memory_vs_length["peak_memory_gib"]),
+                             "ratio": round(memory_vs_length["ratio"], 4)},
         "training": {stage: rounded(figures) for stage, figures in training.items()},
         "settings": {
             "preset": "tiny (smoke)" if args.smoke else "sd21-base layout, SAM2.1 Hiera-tiny, random weights",

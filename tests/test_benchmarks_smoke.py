@@ -30,11 +30,13 @@ def test_gpu_check_smoke_on_cpu():
     for by_backend in result["inference"].values():
         assert "sdpa" in by_backend
         for figures in by_backend.values():
-            keys = {"s_per_frame_step", "s_per_frame_50_steps", "s_per_frame_20_steps", "conditioning_s",
-                    "decoding_s", "peak_memory_gib"}
+            keys = {"s_per_frame_step", "s_per_frame_step_blended", "s_per_frame_step_shifted",
+                    "s_per_frame_50_steps", "s_per_frame_20_steps", "conditioning_s", "decoding_s", "peak_memory_gib"}
             assert set(figures) >= keys
             assert all(figures[key] > 0 for key in keys)
             assert figures["s_per_frame_50_steps"] > figures["s_per_frame_20_steps"]
+    memory = result["memory_vs_length"]
+    assert set(memory["peak_memory_gib"]) == {"2", "6"} and memory["ratio"] > 0
     assert set(result["training"]) == {"stage1", "stage2"}
     for figures in result["training"].values():
         assert figures["step_s"] > 0 and figures["peak_memory_gib"] > 0 and figures["trained_parameters"] > 0
