@@ -260,6 +260,10 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
     result = {
         "ratio": round(ratio(), 3),
         "ratio_without_color_fix": round(ratio(seconds.get("color_fix", 0.0)), 3),
+        # The blended mode (window_mode="blended") at 50 steps: every step at the blended step's seconds.
+        "ratio_all_blended": round(
+            (one_off + DEFAULT_STEPS * per_step["blended"][0]) / (DEFAULT_STEPS * floor_per_step), 3
+        ),
         "ratio_measured": round(total / floor, 3),
         "steps_run": steps,
         "steps_at_50": steps_50,

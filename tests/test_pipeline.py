@@ -170,18 +170,20 @@ def _deterministic(pipe: SeTeVSRPipeline) -> SeTeVSRPipeline:
     return deterministic
 
 
-def test_no_seam_between_segments(pipe):
-    """As :func:`test_no_seam_between_windows`, across segments: segments of 2 windows (8 new frames), each after the
-    first starting with the last 2 frames of the previous one (frames 6-7, 14-15 and 22-23 are shared)."""
+@pytest.mark.parametrize(("mode", "shared"), [("blended", [6, 14, 22]), ("shifted", [10, 22])])
+def test_no_seam_between_segments(pipe, mode, shared):
+    """As :func:`test_no_seam_between_windows`, across segments: segments of 2 windows, each after the first starting
+    with the last 2 frames of the previous one. Blended windows of 6 bring 8 new frames a segment (frames 6-7, 14-15
+    and 22-23 are shared), shifted ones 12 (frames 10-11 and 22-23; the first of 3 steps blended)."""
     frames = 30
     video = np.repeat(lr_frames(1, 16, 16), frames, axis=0)
     noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)).expand(frames, -1, -1, -1)
     out = _deterministic(pipe)(
-        video, num_inference_steps=3, latents=noise, output_type="latent", window_length=6, window_overlap=2,
-        segment_length=2,
+        video, num_inference_steps=3, latents=noise, output_type="latent", window_mode=mode, window_length=6,
+        window_overlap=2, segment_length=2,
     ).frames[0]
     steps = _frame_steps(out)
-    across = torch.tensor([5, 6, 7, 13, 14, 15, 21, 22, 23])
+    across = torch.tensor([first + offset for first in shared for offset in (-1, 0, 1)])
     inside = torch.tensor([i for i in range(frames - 1) if i not in across])
     assert steps[across].max() <= 1.25 * steps[inside].max()
 
