@@ -98,8 +98,8 @@ def build_model_card(pipe, model: str = "MODEL") -> str:
         "A latent diffusion pipeline for x4 real-world video super-resolution after *SeTe-VSR: Semantic and "
         "Temporal Guided Video Super-Resolution*: Stable Diffusion 2.1's U-Net conditioned on the LR latents, "
         "with semantic cross-attention (SeAM) over SAM2 image embeddings and temporal-spatial modules (temporal "
-        "transformer, TSAM), a VAE with a temporal decoder, and long videos processed in blended temporal windows "
-        "and spatial tiles.",
+        "transformer, TSAM), a VAE with a temporal decoder, and long videos processed segment by segment in "
+        "temporal windows and spatial tiles whose boundaries shift from step to step.",
         "",
         "| component | class | parameters |",
         "|---|---|---|",
