@@ -24,8 +24,8 @@ optimizer's state allocation), peak memory over both.
 
 Prints a line per measurement, then a JSON line last: ``inference`` (per dtype and attention backend: seconds per
 frame per step, extrapolated seconds per frame at 50 and 20 steps, conditioning and decoding seconds, peak memory),
-``memory_vs_length`` (peak memory per frame count and their ratio), ``training`` (per stage: step seconds, peak memory) and the device. Memory is in GiB: the device's peak allocation on
-CUDA, the process's peak resident set size on a CPU (which only grows, so later figures include earlier peaks).
+``memory_vs_length`` (peak memory per frame count and their ratio), ``training`` (per stage: step seconds, peak
+memory) and the device. Memory is in GiB: the device's peak allocation on CUDA, the process's peak resident set size on a CPU (which only grows, so later figures include earlier peaks).
 """
 
 from __future__ import annotations
@@ -121,12 +121,15 @@ def time_inference(pipe: SeTeVSRPipeline, frames: np.ndarray, steps: int, device
     shifted = statistics.median(step_times[blended_run:]) if steps > blended_run else blended
     conditioning, decoding = marks[0] - start, end - marks[-1]
 
-    def per_frame(num_steps: int) -> float:  # seconds per frame of a run of num_steps at the default blended steps
+    def denoising(num_steps: int) -> float:  # seconds of num_steps steps, the first default_blended_steps blended
         blended_steps = default_blended_steps(num_steps)
-        return (conditioning + blended_steps * blended + (num_steps - blended_steps) * shifted + decoding) / count
+        return blended_steps * blended + (num_steps - blended_steps) * shifted
+
+    def per_frame(num_steps: int) -> float:
+        return (conditioning + denoising(num_steps) + decoding) / count
 
     return {
-        "s_per_frame_step": (per_frame(50) * count - conditioning - decoding) / 50 / count,
+        "s_per_frame_step": denoising(50) / 50 / count,
         "s_per_frame_step_blended": blended / count,
         "s_per_frame_step_shifted": shifted / count,
         "s_per_frame_50_steps": per_frame(50),

@@ -245,24 +245,26 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
     blended_run = min(default_blended_steps(steps), steps)
     blended_50 = default_blended_steps(DEFAULT_STEPS) if blended_run < steps else DEFAULT_STEPS
     kinds = {"blended": range(blended_run), "shifted": range(blended_run, steps)}
-    per_step = {kind: [sum(values[i] for i in kind_steps) / max(len(kind_steps), 1) for values in
-                       (loop_seconds, unet_seconds, step_frames)] for kind, kind_steps in kinds.items()}
+    measured = {"loop": loop_seconds, "unet": unet_seconds, "frames": step_frames}
+    per_step = {kind: {name: sum(values[i] for i in kind_steps) / max(len(kind_steps), 1)
+                       for name, values in measured.items()} for kind, kind_steps in kinds.items()}
     steps_50 = {"blended": blended_50, "shifted": DEFAULT_STEPS - blended_50}
 
-    def projected(index: int) -> float:  # total over 50 steps of loop seconds (0), U-Net seconds (1) or frames (2)
-        return sum(steps_50[kind] * per_step[kind][index] for kind in kinds)
+    def projected(name: str) -> float:  # total over 50 steps of one of the measured figures
+        return sum(steps_50[kind] * per_step[kind][name] for kind in kinds)
 
     def ratio(without: float = 0.0) -> float:
-        return (one_off - without + projected(0)) / (DEFAULT_STEPS * floor_per_step)
+        return (one_off - without + projected("loop")) / (DEFAULT_STEPS * floor_per_step)
 
     window, overlap = pipe.unet.config.num_frames, pipe.unet.config.num_frames // 4
     per_frame_step = DEFAULT_STEPS * num_frames
     result = {
         "ratio": round(ratio(), 3),
         "ratio_without_color_fix": round(ratio(seconds.get("color_fix", 0.0)), 3),
-        # The blended mode (window_mode="blended") at 50 steps: every step at the blended step's seconds.
+        # The blended mode (window_mode="blended") at 50 steps, approximated by every step at this run's blended
+        # step's seconds (whose windows cover the shifted mode's segments, 8 windows of 8 frames instead of 6).
         "ratio_all_blended": round(
-            (one_off + DEFAULT_STEPS * per_step["blended"][0]) / (DEFAULT_STEPS * floor_per_step), 3
+            (one_off + DEFAULT_STEPS * per_step["blended"]["loop"]) / (DEFAULT_STEPS * floor_per_step), 3
         ),
         "ratio_measured": round(total / floor, 3),
         "steps_run": steps,
@@ -270,16 +272,16 @@ def measure(preset: str, clip: Path, args: argparse.Namespace, device: torch.dev
         # Seconds per output frame per step at 50 steps: one-off costs spread over 50 steps.
         "breakdown": {
             **{stage: round(value / per_frame_step, 6) for stage, value in sorted(seconds.items())},
-            "unet": round(projected(1) / per_frame_step, 6),
-            "denoise_other": round((projected(0) - projected(1)) / per_frame_step, 6),
+            "unet": round(projected("unet") / per_frame_step, 6),
+            "denoise_other": round((projected("loop") - projected("unet")) / per_frame_step, 6),
         },
         "floor_s_per_frame_step": round(floor_per_step / num_frames, 6),
         "seconds": {**{stage: round(value, 3) for stage, value in sorted(seconds.items())},
                     "total": round(total, 3), "floor": round(floor, 3)},
         "seconds_by_step": {"loop": [round(v, 3) for v in loop_seconds], "unet": [round(v, 3) for v in unet_seconds]},
-        "unet_frames_per_output_frame": {kind: round(per_step[kind][2] / num_frames, 3) for kind in kinds
+        "unet_frames_per_output_frame": {kind: round(per_step[kind]["frames"] / num_frames, 3) for kind in kinds
                                          if kinds[kind]},
-        "unet_frames_per_output_frame_at_50": round(projected(2) / per_frame_step, 3),
+        "unet_frames_per_output_frame_at_50": round(projected("frames") / per_frame_step, 3),
         "frames": num_frames,
         "lr_size": list(args.size),
         "latent": [height, width],

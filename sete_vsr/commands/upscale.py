@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-length", type=int, help="frames denoised together (default: the model's)")
     parser.add_argument("--window-overlap", type=int, help="frames shared by consecutive windows (default L/4)")
     parser.add_argument("--window-mode", choices=WINDOW_MODES, default=WINDOW_MODES[0],
-                        help="shifted non-overlapping windows after a few blended steps (default), or blended overlapping ones")
+                        help="shifted non-overlapping windows after a few blended steps (default), or blended "
+                        "overlapping ones")
     parser.add_argument("--blended-steps", type=int, default=None,
                         help="with --window-mode shifted: first steps run blended (default a fifth of the steps)")
     parser.add_argument("--segment-length", type=int, default=None,

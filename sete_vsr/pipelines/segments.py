@@ -1,7 +1,8 @@
 """Segments and windows of the denoising loop: what is denoised together, and what is held between segments.
 
 A video is denoised **segment by segment**: a segment is ``segment_length`` windows of new frames
-(:attr:`WindowPlan.stride` each), and it runs every denoising step before the next one starts, so only one segment's conditioning, noise and latents are ever held. Each
+(:attr:`WindowPlan.stride` each), and it runs every denoising step before the next one starts, so only one segment's
+conditioning, noise and latents are ever held. Each
 segment after the first starts with ``window_overlap`` **shared** frames, the last frames of the previous segment:
 they are denoised again from the same initial noise and, at every step, the new segment's prediction for them is
 blended with the one the previous segment made at that step (kept for these few frames only), with the ramps of
@@ -12,8 +13,8 @@ Inside a segment the latents `(n, C, h, w)` are cut into windows x tiles per ste
 
 * ``"blended"``: windows overlapping by ``window_overlap`` frames and tiles overlapping by
   ``tile_overlap``, their predictions blended at every step (:func:`~sete_vsr.models.blending.plan_regions`);
-* ``"shifted"`` (the default): windows and tiles that do not overlap and whose boundaries move by half a window (tile) on alternate
-  steps (:func:`~sete_vsr.models.blending.plan_shifted_regions`): every frame is evaluated once per step, every
+* ``"shifted"`` (the default): windows and tiles that do not overlap and whose boundaries move by half a window
+  (tile) on alternate steps (:func:`~sete_vsr.models.blending.plan_shifted_regions`): every frame is evaluated once per step, every
   boundary of one step lies inside a window at the next. The first steps (a fifth by default,
   :func:`default_blended_steps`) use the blended windows and tiles: without them the first, noisiest steps' boundaries
   leave a seam that later steps do not repair (see the README).
